@@ -1,0 +1,357 @@
+"""DriftPolicy: what drift means for one ModelDeployment, and what to do about it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+from pydantic import ConfigDict, Field
+
+from driftline.api.common import (
+    CONDITIONS_FIELD_DESCRIPTION,
+    DNS_SUBDOMAIN,
+    ApiModel,
+    Condition,
+    ResourceModel,
+    cel,
+)
+
+# The string values are the drift engine's own (driftline_serving.drift); they pass through unchanged.
+NUMERIC_TESTS = ("KolmogorovSmirnov", "PSI", "JensenShannon", "Wasserstein")
+CATEGORICAL_TESTS = ("ChiSquare", "PSI", "JensenShannon")
+SUPPORTED_TARGET_KINDS = ("ModelDeployment",)
+
+
+def _string_list_in(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+class DriftTest(StrEnum):
+    KOLMOGOROV_SMIRNOV = "KolmogorovSmirnov"
+    CHI_SQUARE = "ChiSquare"
+    PSI = "PSI"
+    JENSEN_SHANNON = "JensenShannon"
+    WASSERSTEIN = "Wasserstein"
+
+
+class Correction(StrEnum):
+    BONFERRONI = "Bonferroni"
+    BENJAMINI_HOCHBERG = "BenjaminiHochberg"
+    NONE = "None"
+
+
+class Severity(StrEnum):
+    NONE = "None"
+    LOW = "Low"
+    MEDIUM = "Medium"
+    HIGH = "High"
+
+
+class ActionType(StrEnum):
+    ALERT = "Alert"
+    ROLLBACK = "Rollback"
+    RETRAIN = "Retrain"
+
+
+class TargetRef(ApiModel):
+    """The object whose traffic is watched."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"self.kind in {_string_list_in(SUPPORTED_TARGET_KINDS)}",
+                    "kind must be one of: " + ", ".join(SUPPORTED_TARGET_KINDS),
+                    field_path=".kind",
+                ),
+            ]
+        }
+    )
+
+    api_version: Literal["driftline.io/v1alpha1"] = Field(
+        "driftline.io/v1alpha1", description="API version of the target."
+    )
+    kind: str = Field("ModelDeployment", description="Kind of the target: ModelDeployment.")
+    name: str = Field(
+        description="Name of the target in the same namespace.", pattern=DNS_SUBDOMAIN
+    )
+
+
+class Sampling(ApiModel):
+    """Which requests the server hands to the drift sidecar."""
+
+    rate: float = Field(0.1, description="Fraction of requests sampled, 0 to 1.", ge=0, le=1)
+    queue_size: int = Field(
+        10000, description="Samples buffered before new ones are dropped (and counted).", ge=1
+    )
+
+
+class Window(ApiModel):
+    """The live window compared with the reference."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self.minSamples <= self.size", "minSamples must not exceed size"),
+            ]
+        }
+    )
+
+    size: int = Field(1000, description="Most recent samples kept.", ge=10, le=10_000_000)
+    min_samples: int = Field(100, description="Samples needed before any verdict.", ge=1)
+    max_age_seconds: int | None = Field(
+        None, description="Also drop samples older than this (time-based window).", ge=1
+    )
+    interval_seconds: int = Field(60, description="Time between evaluations.", ge=1)
+
+
+class FeatureTests(ApiModel):
+    """Tests for one named feature, overriding the choice by type."""
+
+    feature: str = Field(description="Feature name.", min_length=1)
+    tests: list[DriftTest] = Field(description="Tests to run.", min_length=1, max_length=5)
+
+
+class Tests(ApiModel):
+    """Which statistical tests run. By default: KS, PSI, JS and Wasserstein for numeric
+    features; chi-square, PSI and JS for categorical ones."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"!has(self.categorical) || self.categorical.all(t, t in {_string_list_in(CATEGORICAL_TESTS)})",
+                    "categorical features support only " + ", ".join(CATEGORICAL_TESTS),
+                    field_path=".categorical",
+                ),
+                cel(
+                    f"!has(self.numeric) || self.numeric.all(t, t in {_string_list_in(NUMERIC_TESTS)})",
+                    "numeric features support only " + ", ".join(NUMERIC_TESTS),
+                    field_path=".numeric",
+                ),
+            ]
+        }
+    )
+
+    numeric: list[DriftTest] | None = Field(
+        None, description="Tests for numeric features; auto-selected when unset.", max_length=5
+    )
+    categorical: list[DriftTest] | None = Field(
+        None, description="Tests for categorical features; auto-selected when unset.", max_length=5
+    )
+    per_feature: list[FeatureTests] = Field(
+        default_factory=list,
+        description="Overrides for single features.",
+        max_length=1000,
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["feature"],
+        },
+    )
+
+
+class Thresholds(ApiModel):
+    """Score thresholds above which a distance-based test calls drift."""
+
+    psi: float = Field(0.2, description="Population stability index.", gt=0)
+    jensen_shannon: float = Field(0.1, description="Jensen-Shannon distance (base 2).", gt=0, le=1)
+    wasserstein: float = Field(
+        0.1,
+        description="Wasserstein distance normalised by the reference's standard deviation.",
+        gt=0,
+    )
+
+
+class PredictionDrift(ApiModel):
+    """Drift of the model's outputs."""
+
+    enabled: bool = Field(
+        True, description="Compare the output class distribution (Jensen-Shannon)."
+    )
+    confidence: bool = Field(True, description="Also compare the distribution of the top score.")
+
+
+class Performance(ApiModel):
+    """Performance drift from delayed ground-truth labels."""
+
+    metric: Literal["accuracy", "f1"] = Field("accuracy", description="accuracy or macro f1.")
+    min_labels: int = Field(100, description="Labels needed before a verdict.", ge=1)
+    max_absolute_drop: float | None = Field(
+        0.05,
+        description="Drift when the metric falls this much below the offline value.",
+        gt=0,
+        le=1,
+    )
+    max_relative_drop: float | None = Field(
+        None,
+        description="Drift when the metric falls by this fraction of the offline value.",
+        gt=0,
+        le=1,
+    )
+    baseline_metric: str = Field(
+        "accuracy", description="Key in the ModelVersion's spec.metrics to compare with."
+    )
+
+
+class Hysteresis(ApiModel):
+    """Damping against flapping."""
+
+    consecutive_windows: int = Field(
+        3, description="A verdict must hold this many evaluations in a row before it counts.", ge=1
+    )
+    cooldown_seconds: int = Field(
+        3600, description="After an action, wait this long before the next one.", ge=0
+    )
+
+
+class ActionRule(ApiModel):
+    """Do `action` when drift of at least `severity` is confirmed."""
+
+    severity: Literal["Low", "Medium", "High"] = Field(description="Lowest severity that triggers.")
+    action: ActionType = Field(description="Alert, Rollback or Retrain.")
+
+
+def _default_actions() -> list[ActionRule]:
+    return [ActionRule(severity="Low", action=ActionType.ALERT)]
+
+
+class Retraining(ApiModel):
+    """The Job that retrains the model, and what happens to its result."""
+
+    job_template: dict[str, Any] = Field(
+        description="A batch/v1 JobSpec. The Job gets DRIFTLINE_* variables and reports its artifact in its termination message.",
+        json_schema_extra={"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+    )
+    promotion: Literal["Canary", "Manual"] = Field(
+        "Canary",
+        description="Canary: the new ModelVersion rolls out through the deployment's gated strategy. Manual: it is only created.",
+    )
+    active_deadline_seconds: int = Field(
+        6 * 3600, description="Longest a retraining Job may run.", ge=60
+    )
+
+
+class DriftPolicySpec(ApiModel):
+    """Desired state of a DriftPolicy."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!self.actions.exists(a, a.action == 'Retrain') || has(self.retraining)",
+                    "a Retrain action needs retraining.jobTemplate",
+                    field_path=".retraining",
+                ),
+            ]
+        }
+    )
+
+    target_ref: TargetRef = Field(description="The ModelDeployment to watch.")
+    sampling: Sampling = Field(default_factory=Sampling, description="Request sampling.")
+    window: Window = Field(default_factory=Window, description="Live window.")
+    tests: Tests = Field(default_factory=Tests, description="Statistical tests.")
+    significance: float = Field(
+        0.05, description="Family-wise significance level of the p-value tests.", gt=0, le=0.5
+    )
+    correction: Correction = Field(
+        Correction.BENJAMINI_HOCHBERG, description="Multiple-testing correction over features."
+    )
+    thresholds: Thresholds = Field(default_factory=Thresholds, description="Score thresholds.")
+    prediction_drift: PredictionDrift = Field(
+        default_factory=PredictionDrift, description="Output drift checks."
+    )
+    performance: Performance | None = Field(
+        None, description="Label-based performance checks; off when unset."
+    )
+    hysteresis: Hysteresis = Field(default_factory=Hysteresis, description="Damping.")
+    actions: list[ActionRule] = Field(
+        default_factory=_default_actions,
+        description="What to do by severity. Default: alert on any confirmed drift.",
+        max_length=9,
+    )
+    retraining: Retraining | None = Field(None, description="Retraining Job, for Retrain actions.")
+
+
+class FeatureResult(ApiModel):
+    """One feature's verdict in one evaluation."""
+
+    name: str = Field(description="Feature name.")
+    test: str = Field(description="Test that decided.")
+    statistic: float | None = Field(None, description="Test statistic.")
+    p_value: float | None = Field(None, description="Corrected p-value, for hypothesis tests.")
+    score: float | None = Field(None, description="Distance score, for PSI, JS and Wasserstein.")
+    drifted: bool = Field(description="The feature's verdict.")
+
+
+class Evaluation(ApiModel):
+    """One evaluation of a window."""
+
+    time: datetime = Field(description="When it ran.")
+    samples: int = Field(description="Samples in the window.", ge=0)
+    invalid_samples: int = Field(0, description="Samples skipped as invalid.", ge=0)
+    drifted: bool = Field(description="Dataset-level verdict.")
+    severity: Severity = Field(description="None, Low, Medium or High.")
+    features: list[FeatureResult] = Field(
+        default_factory=list, description="Per-feature results.", max_length=1000
+    )
+
+
+class PodReport(ApiModel):
+    """The latest evaluation of one serving pod's evaluator."""
+
+    evaluation: Evaluation = Field(description="Latest evaluation.")
+    consecutive_drifted: int = Field(0, description="Drifted evaluations in a row.", ge=0)
+    model_version: str | None = Field(None, description="ModelVersion the pod serves.")
+
+
+class DriftPolicyStatus(ApiModel):
+    """Observed state of a DriftPolicy."""
+
+    observed_generation: int | None = Field(None, description="Generation last acted on.")
+    severity: Severity = Field(Severity.NONE, description="Confirmed severity over all pods.")
+    last_evaluation: Evaluation | None = Field(None, description="Latest combined evaluation.")
+    pods: dict[str, PodReport] = Field(
+        default_factory=dict,
+        description="Latest report per serving pod, keyed by pod name; reports of gone pods are pruned.",
+    )
+    last_action: str | None = Field(None, description="Last action taken.")
+    last_action_time: datetime | None = Field(None, description="When it was taken (for cooldown).")
+    active_retraining_job: str | None = Field(None, description="Retraining Job running now.")
+    last_retraining_job: str | None = Field(None, description="Last finished retraining Job.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description=CONDITIONS_FIELD_DESCRIPTION
+        + " Types: Ready, Drifted, RollbackTriggered, RetrainingTriggered.",
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+
+class DriftPolicy(ResourceModel):
+    """What drift means for one ModelDeployment, and what to do about it."""
+
+    kind_name: ClassVar[str] = "DriftPolicy"
+    plural: ClassVar[str] = "driftpolicies"
+    short_names: ClassVar[tuple[str, ...]] = ("dp",)
+    printer_columns: ClassVar[tuple[dict[str, str], ...]] = (
+        {"name": "Target", "type": "string", "jsonPath": ".spec.targetRef.name"},
+        {
+            "name": "Drift",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Drifted")].status',
+        },
+        {"name": "Severity", "type": "string", "jsonPath": ".status.severity"},
+        {
+            "name": "Ready",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+        },
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    )
+
+    kind: Literal["DriftPolicy"] = Field("DriftPolicy", description="DriftPolicy.")
+    spec: DriftPolicySpec = Field(description="Drift definition and actions.")
+    status: DriftPolicyStatus | None = Field(
+        None, description="Written by the operator and evaluators."
+    )

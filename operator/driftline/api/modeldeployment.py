@@ -1,0 +1,425 @@
+"""ModelDeployment: serve a ModelVersion and move between versions safely."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar, Literal
+
+from pydantic import ConfigDict, Field
+
+from driftline.api.common import (
+    CONDITIONS_FIELD_DESCRIPTION,
+    DNS_SUBDOMAIN,
+    ApiModel,
+    Condition,
+    ResourceModel,
+    Toleration,
+    cel,
+)
+
+QUANTITY_PATTERN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$"
+
+
+class DeploymentPhase(StrEnum):
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    HEALTHY = "Healthy"
+    DEGRADED = "Degraded"
+
+
+class StrategyType(StrEnum):
+    CANARY = "Canary"
+    BLUE_GREEN = "BlueGreen"
+    ROLLING = "Rolling"
+
+
+class Autoscaling(ApiModel):
+    """A HorizontalPodAutoscaler for the serving Deployment."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.minReplicas <= self.maxReplicas",
+                    "minReplicas must not exceed maxReplicas",
+                ),
+                cel(
+                    "has(self.targetCPUUtilization) || has(self.targetInflightRequests)",
+                    "set targetCPUUtilization, targetInflightRequests or both",
+                ),
+            ]
+        }
+    )
+
+    min_replicas: int = Field(1, description="Fewest serving replicas.", ge=1, le=1000)
+    max_replicas: int = Field(description="Most serving replicas.", ge=1, le=1000)
+    target_cpu_utilization: int | None = Field(
+        None,
+        alias="targetCPUUtilization",
+        description="Average CPU utilisation, in percent of requests, to scale on.",
+        ge=1,
+        le=100,
+    )
+    target_inflight_requests: int | None = Field(
+        None,
+        description="Average in-flight inference requests per pod to scale on (custom metric).",
+        ge=1,
+    )
+
+
+class Resources(ApiModel):
+    """CPU and memory for the serving container, as Kubernetes quantities."""
+
+    requests: dict[str, str] = Field(
+        default_factory=lambda: {"cpu": "500m", "memory": "512Mi"},
+        description="Requested resources, for example cpu: 500m, memory: 512Mi.",
+        json_schema_extra={"additionalProperties": {"type": "string", "pattern": QUANTITY_PATTERN}},
+    )
+    limits: dict[str, str] = Field(
+        default_factory=lambda: {"memory": "1Gi"},
+        description="Resource limits. The server sizes its thread pool from the CPU limit.",
+        json_schema_extra={"additionalProperties": {"type": "string", "pattern": QUANTITY_PATTERN}},
+    )
+
+
+class GPU(ApiModel):
+    """GPU scheduling: a whole-GPU count or a MIG slice, and where such nodes are."""
+
+    count: int = Field(
+        1, description="How many GPUs (or MIG slices) each replica gets.", ge=1, le=16
+    )
+    resource_name: str = Field(
+        "nvidia.com/gpu",
+        description="Extended resource to request: nvidia.com/gpu, or a MIG profile such as nvidia.com/mig-1g.10gb.",
+        pattern=r"^[a-z0-9.-]+/[a-z0-9.-]+$",
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels a GPU node must carry."
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=lambda: [
+            Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
+        ],
+        description="Tolerations for GPU node taints.",
+        max_length=32,
+    )
+    runtime_class_name: str | None = Field(
+        None, description="RuntimeClass for the GPU container runtime, for example nvidia."
+    )
+
+
+class TopologySpread(ApiModel):
+    """Spread replicas across failure domains."""
+
+    topology_key: str = Field(
+        "kubernetes.io/hostname", description="Node label that defines a domain."
+    )
+    max_skew: int = Field(1, description="Largest allowed difference between domains.", ge=1)
+
+
+class Serving(ApiModel):
+    """How the model server runs."""
+
+    image: str | None = Field(
+        None, description="Serving image; the operator's configured image when unset."
+    )
+    port: int = Field(
+        8080, description="HTTP port of the Open Inference Protocol server.", ge=1, le=65535
+    )
+    max_batch_size: int = Field(32, description="Largest dynamic batch.", ge=1, le=4096)
+    max_batch_delay_ms: float = Field(
+        1.0, description="Longest time a request waits for others to join its batch.", ge=0, le=1000
+    )
+    intra_op_threads: int = Field(
+        0,
+        description="onnxruntime intra-op threads; 0 matches the container's CPU limit.",
+        ge=0,
+        le=256,
+    )
+    max_request_bytes: int = Field(
+        16 * 1024 * 1024, description="Largest accepted request body.", ge=1024
+    )
+
+
+class CanaryStep(ApiModel):
+    """Send `weight` percent of traffic to the new version, then optionally pause and analyse."""
+
+    weight: int = Field(description="Percent of traffic for the canary.", ge=0, le=100)
+    pause_seconds: int | None = Field(
+        None,
+        description="Wait this long at the step; 0 waits for a manual promote. Unset: no pause.",
+        ge=0,
+    )
+    analysis: bool = Field(True, description="Run the analysis gates before leaving this step.")
+
+
+def _default_canary_steps() -> list[CanaryStep]:
+    return [CanaryStep(weight=10), CanaryStep(weight=50), CanaryStep(weight=100, analysis=False)]
+
+
+class CanaryStrategy(ApiModel):
+    """Progressive traffic shift to the new version."""
+
+    steps: list[CanaryStep] = Field(
+        default_factory=_default_canary_steps,
+        description="Steps in order; weights never decrease. Default 10% -> 50% -> 100% with analysis between.",
+        min_length=1,
+        max_length=20,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self.map(s, s.weight).isSorted()", "canary step weights must never decrease"),
+            ]
+        },
+    )
+
+
+class BlueGreenStrategy(ApiModel):
+    """Run the new version beside the old one, then switch all traffic at once."""
+
+    auto_promote: bool = Field(True, description="Switch as soon as analysis passes.")
+    preview_replicas: int | None = Field(
+        None, description="Replicas of the preview; the same as the active ones when unset.", ge=1
+    )
+    scale_down_delay_seconds: int = Field(
+        30, description="Keep the old version running this long after the switch.", ge=0
+    )
+
+
+class PrometheusGate(ApiModel):
+    """A Prometheus query whose value must stay within bounds."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("has(self.min) || has(self.max)", "set min, max or both"),
+                cel(
+                    "!has(self.min) || !has(self.max) || self.min <= self.max",
+                    "min must not exceed max",
+                ),
+            ]
+        }
+    )
+
+    name: str = Field(
+        description="Gate name, shown in status.", pattern=DNS_SUBDOMAIN, max_length=63
+    )
+    query: str = Field(
+        description="PromQL returning one value; {{version}}, {{namespace}} and {{deployment}} are substituted.",
+        min_length=1,
+        max_length=4096,
+    )
+    min: float | None = Field(None, description="Fail below this value.")
+    max: float | None = Field(None, description="Fail above this value.")
+    failure_limit: int = Field(
+        0, description="Measurements outside bounds tolerated before the gate fails.", ge=0
+    )
+
+
+class Analysis(ApiModel):
+    """The automatic gates a rollout step must pass."""
+
+    interval_seconds: int = Field(30, description="Time between measurements.", ge=1)
+    count: int = Field(3, description="Measurements per analysis run.", ge=1, le=100)
+    prometheus_url: str | None = Field(
+        None, description="Prometheus base URL; the operator's configured one when unset."
+    )
+    metrics: list[PrometheusGate] = Field(
+        default_factory=list,
+        description="Prometheus gates.",
+        max_length=16,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    drift_gate: bool = Field(
+        True, description="Fail when the canary's DriftPolicy reports drift of severity High."
+    )
+
+
+class Strategy(ApiModel):
+    """How to move from one ModelVersion to the next."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.type == 'BlueGreen' || !has(self.blueGreen)",
+                    "blueGreen is only allowed with type BlueGreen",
+                ),
+                cel(
+                    "self.type == 'Canary' || !has(self.canary)",
+                    "canary is only allowed with type Canary",
+                ),
+            ]
+        }
+    )
+
+    type: StrategyType = Field(StrategyType.CANARY, description="Canary, BlueGreen or Rolling.")
+    canary: CanaryStrategy | None = Field(
+        None, description="Canary steps; defaults apply when unset."
+    )
+    blue_green: BlueGreenStrategy | None = Field(None, description="Blue-green settings.")
+    analysis: Analysis = Field(default_factory=Analysis, description="Gates between steps.")
+
+
+class HTTPRouteParent(ApiModel):
+    """A Gateway the HTTPRoute attaches to."""
+
+    name: str = Field(description="Gateway name.", pattern=DNS_SUBDOMAIN)
+    namespace: str | None = Field(None, description="Gateway namespace; the resource's when unset.")
+    section_name: str | None = Field(None, description="Listener name on the Gateway.")
+
+
+class Traffic(ApiModel):
+    """How traffic is split between versions."""
+
+    http_route: list[HTTPRouteParent] | None = Field(
+        None,
+        alias="httpRoute",
+        description="Gateway API parents: when set, an HTTPRoute splits traffic by weight; otherwise by replica ratio.",
+        max_length=8,
+    )
+    hostnames: list[str] = Field(
+        default_factory=list, description="Hostnames for the HTTPRoute.", max_length=16
+    )
+
+
+class ModelDeploymentSpec(ApiModel):
+    """Desired state of a ModelDeployment."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.replicas) != has(self.autoscaling)",
+                    "set exactly one of replicas or autoscaling",
+                ),
+            ]
+        }
+    )
+
+    model_version: str = Field(
+        description="Name of the ModelVersion to serve, in the same namespace.",
+        pattern=DNS_SUBDOMAIN,
+        max_length=253,
+    )
+    replicas: int | None = Field(
+        None, description="Fixed replica count; exclusive with autoscaling.", ge=0, le=1000
+    )
+    autoscaling: Autoscaling | None = Field(
+        None, description="Autoscale replicas with an HPA; exclusive with replicas."
+    )
+    resources: Resources = Field(default_factory=Resources, description="CPU and memory.")
+    gpu: GPU | None = Field(None, description="Schedule on GPUs; CPU only when unset.")
+    topology_spread: TopologySpread | None = Field(
+        None, description="Spread replicas across nodes or zones."
+    )
+    serving: Serving = Field(default_factory=Serving, description="Model server options.")
+    strategy: Strategy = Field(default_factory=Strategy, description="Rollout strategy.")
+    traffic: Traffic = Field(default_factory=Traffic, description="Traffic routing.")
+    revision_history_limit: int = Field(
+        10, description="Past versions kept in status.history.", ge=0, le=100
+    )
+    paused: bool = Field(False, description="Hold the rollout where it is.")
+
+
+class TrackStatus(ApiModel):
+    """Replica counts of one track's Deployment."""
+
+    version: str = Field(description="ModelVersion served by the track.")
+    deployment: str = Field(description="Name of the track's Deployment.")
+    replicas: int = Field(0, description="Desired replicas.", ge=0)
+    ready_replicas: int = Field(0, description="Ready replicas.", ge=0)
+    available_replicas: int = Field(0, description="Available replicas.", ge=0)
+
+
+class AnalysisMeasurement(ApiModel):
+    """One gate measured at one rollout step."""
+
+    step: int = Field(description="Index of the canary step.", ge=0)
+    gate: str = Field(description="Gate name, or drift for the drift gate.")
+    value: float | None = Field(None, description="Measured value; unset when none could be read.")
+    passed: bool | None = Field(None, description="Whether the value was within bounds.")
+    message: str | None = Field(None, description="Why it failed or could not be measured.")
+    measured_at: datetime = Field(description="When it was measured.")
+
+
+class Revision(ApiModel):
+    """A version the deployment served or tried."""
+
+    version: str = Field(description="ModelVersion name.")
+    outcome: Literal["Promoted", "Aborted", "RolledBack", "Superseded"] = Field(
+        description="How the revision ended."
+    )
+    reason: str | None = Field(None, description="Why.")
+    at: datetime = Field(description="When.")
+
+
+class ModelDeploymentStatus(ApiModel):
+    """Observed state of a ModelDeployment, written by the operator."""
+
+    phase: DeploymentPhase | None = Field(
+        None, description="Progressing, Paused, Healthy or Degraded."
+    )
+    observed_generation: int | None = Field(None, description="Generation last acted on.")
+    stable_version: str | None = Field(None, description="ModelVersion serving stable traffic.")
+    canary_version: str | None = Field(None, description="ModelVersion under rollout.")
+    canary_weight: int = Field(0, description="Percent of traffic on the canary.", ge=0, le=100)
+    current_step: int | None = Field(
+        None, description="Index of the canary step in progress.", ge=0
+    )
+    step_started_at: datetime | None = Field(None, description="When the current step began.")
+    aborted_version: str | None = Field(
+        None, description="Version whose rollout was aborted; spec is left as the user wrote it."
+    )
+    replicas: int = Field(
+        0, description="Ready replicas over all tracks (scale subresource).", ge=0
+    )
+    selector: str | None = Field(
+        None, description="Label selector of the pods (scale subresource)."
+    )
+    tracks: dict[str, TrackStatus] = Field(
+        default_factory=dict, description="Per track (stable, canary, preview): its Deployment."
+    )
+    analysis: list[AnalysisMeasurement] = Field(
+        default_factory=list, description="Measurements of the current rollout.", max_length=256
+    )
+    history: list[Revision] = Field(
+        default_factory=list, description="Past revisions, newest first.", max_length=100
+    )
+    url: str | None = Field(None, description="In-cluster URL of the inference endpoint.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description=CONDITIONS_FIELD_DESCRIPTION,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+
+class ModelDeployment(ResourceModel):
+    """Serves a ModelVersion and rolls new versions out by canary or blue-green."""
+
+    kind_name: ClassVar[str] = "ModelDeployment"
+    plural: ClassVar[str] = "modeldeployments"
+    short_names: ClassVar[tuple[str, ...]] = ("mdep",)
+    printer_columns: ClassVar[tuple[dict[str, str], ...]] = (
+        {"name": "Version", "type": "string", "jsonPath": ".spec.modelVersion"},
+        {"name": "Stable", "type": "string", "jsonPath": ".status.stableVersion"},
+        {"name": "Canary", "type": "string", "jsonPath": ".status.canaryVersion"},
+        {"name": "Weight", "type": "integer", "jsonPath": ".status.canaryWeight"},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {
+            "name": "Ready",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+        },
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    )
+    scale: ClassVar[dict[str, str] | None] = {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
+
+    kind: Literal["ModelDeployment"] = Field("ModelDeployment", description="ModelDeployment.")
+    spec: ModelDeploymentSpec = Field(description="What to serve and how to change it.")
+    status: ModelDeploymentStatus | None = Field(None, description="Written by the operator.")
