@@ -1,0 +1,36 @@
+"""A local Kubernetes API with real semantics, on loopback, built on kmock.
+
+kmock provides the HTTP server, discovery documents and its request DSL; this package adds
+what a kopf operator and the `kubernetes` client rely on: uid/creationTimestamp/generation
+and a cluster-wide resourceVersion, optimistic concurrency, status and scale subresources,
+watches from a resourceVersion with bookmarks and 410 Gone, label and field selectors,
+finalizers and garbage collection, CRD registration with schema/CEL validation, the patch
+types and server-side apply, controller stand-ins and fault injection.
+
+    store.py        objects, resourceVersions and the bounded event history watches read
+    cluster.py      what each verb does (independent of HTTP)
+    patching.py     merge, JSON, strategic merge patches and server-side apply (pure)
+    selectors.py    label and field selectors (pure)
+    gc.py           garbage-collection decisions (pure)
+    resources.py    built-in resource types and CRD conversion
+    controllers.py  Deployment, Job and Service stand-ins
+    faults.py       fault injection
+    server.py       the HTTP shell on kmock
+    bootstrap.py    kubeconfigs and CRD preloading
+    testing.py      the pytest fixture and context manager (needs pytest)
+    cli.py          `driftline apiserver`
+"""
+
+from driftline.apiserver.cluster import Cluster
+from driftline.apiserver.faults import Fault, FaultInjector
+from driftline.apiserver.server import ApiHandler, LocalApiServer
+
+__all__ = [
+    "ApiHandler",
+    "Cluster",
+    "Fault",
+    "FaultInjector",
+    "LocalApiServer",
+    "RunningApiServer",
+    "running_apiserver",
+]

@@ -1,0 +1,47 @@
+"""Kubeconfigs for the local API, and preloading CRDs from YAML files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from driftline.apiserver.cluster import Cluster
+
+CONTEXT_NAME = "driftline-local"
+
+
+def kubeconfig(url: str, namespace: str = "default") -> dict[str, Any]:
+    """A kubeconfig for kopf, the `kubernetes` client and kubectl (plain HTTP, no credentials)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": CONTEXT_NAME, "cluster": {"server": url}}],
+        "users": [{"name": CONTEXT_NAME, "user": {}}],
+        "contexts": [
+            {
+                "name": CONTEXT_NAME,
+                "context": {"cluster": CONTEXT_NAME, "user": CONTEXT_NAME, "namespace": namespace},
+            }
+        ],
+        "current-context": CONTEXT_NAME,
+        "preferences": {},
+    }
+
+
+def write_kubeconfig(path: Path, url: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(kubeconfig(url), sort_keys=False))
+    return path
+
+
+def load_crds(cluster: Cluster, directory: Path) -> list[str]:
+    """Create every CustomResourceDefinition found in the YAML files of a directory."""
+    crds = cluster.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    names = []
+    for path in sorted(directory.glob("*.y*ml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition":
+                names.append(cluster.create(crds, None, document)["metadata"]["name"])
+    return names

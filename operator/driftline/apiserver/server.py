@@ -1,0 +1,485 @@
+"""The HTTP shell: kmock serves the network and discovery; resource requests come here.
+
+kmock matches each request against its reactions and keeps a log of every request, which
+is what makes it slow and ever-growing under load. Resource URLs therefore bypass both and
+go straight to `Cluster`; everything else (discovery, /version, reactions a test adds with
+kmock's DSL) still goes through kmock, whose log is trimmed after each request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+import orjson
+
+from driftline.apiserver import discovery, errors, patching, tables
+from driftline.apiserver.cluster import (
+    APPLY_PATCH,
+    JSON_PATCH,
+    MERGE_PATCH,
+    STRATEGIC_MERGE_PATCH,
+    Cluster,
+)
+from driftline.apiserver.controllers import Controllers
+from driftline.apiserver.errors import ApiError
+from driftline.apiserver.faults import FaultInjector, fault_status
+from driftline.apiserver.gc import DeleteOptions
+from driftline.apiserver.resources import VERBS, ResourceType
+from driftline.apiserver.selectors import (
+    SelectorError,
+    object_filter,
+    parse_field_selector,
+    parse_label_selector,
+)
+from driftline.apiserver.store import Obj
+from driftline.apiserver.watch import WatchOptions, WatchStream
+
+KMOCK_LOG_LIMIT = 100
+logger = logging.getLogger(__name__)
+# Built-in kinds whose DELETE answers the deleted object rather than a Status (as upstream).
+_RETURNS_DELETED_OBJECT = frozenset({("", "pods"), ("", "namespaces"), ("", "services")})
+
+
+@dataclass(frozen=True)
+class Route:
+    group: str
+    version: str
+    plural: str
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+
+
+def parse_route(path: str, is_namespaced: Callable[[str, str, str], bool]) -> Route | None:
+    """Split a resource URL; None for discovery and other non-resource paths."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 3 and parts[0] == "api":
+        group, version, rest = "", parts[1], parts[2:]
+    elif len(parts) >= 4 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    namespace = None
+    if len(rest) >= 3 and rest[0] == "namespaces" and is_namespaced(group, version, rest[2]):
+        namespace, rest = rest[1], rest[2:]
+    if len(rest) > 3:
+        return None
+    return Route(
+        group,
+        version,
+        rest[0],
+        namespace,
+        rest[1] if len(rest) > 1 else None,
+        rest[2] if len(rest) > 2 else None,
+    )
+
+
+def json_response(body: Any, status: int = 200) -> aiohttp.web.Response:
+    return aiohttp.web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json"
+    )
+
+
+def _truthy(value: str | None) -> bool:
+    return value in ("true", "1", "True")
+
+
+@attrs.define(kw_only=True)
+class ApiHandler(kmock.KubernetesScaffold):
+    """A kmock handler with Kubernetes semantics for every resource URL."""
+
+    cluster: Cluster = attrs.field(factory=Cluster)
+    faults: FaultInjector = attrs.field(factory=FaultInjector)
+    bookmark_interval: float = 60.0
+    max_watch_seconds: float = 1800.0
+    # Disconnected watch clients are noticed within this many seconds.
+    liveness_interval: float = 2.0
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.cluster.resource_listeners.append(self.sync_discovery)
+        self.sync_discovery()
+
+    def sync_discovery(self) -> None:
+        """Describe the registry's resources to kmock, which serves discovery from them."""
+        self._resources.clear()
+        for resource in self.cluster.registry:
+            subresources = {
+                name
+                for name, on in (("status", resource.status), ("scale", resource.scale is not None))
+                if on
+            }
+            self._resources[kmock.resource(resource.group, resource.version, resource.plural)] = (
+                kmock.ResourceInfo(
+                    namespaced=resource.namespaced,
+                    kind=resource.kind,
+                    singular=resource.singular,
+                    verbs=set(VERBS),
+                    shortnames=set(resource.short_names),
+                    categories=set(resource.categories),
+                    subresources=subresources,
+                )
+            )
+
+    # kmock serves / and /version; the group and version documents come from the registry,
+    # because kmock's would give subresources their parent's short names (kubectl then
+    # cannot resolve `ns` or `mv`) and would pick a preferred version at random.
+    async def _serve_apis(self, request: kmock.Request) -> dict[str, Any]:
+        return discovery.group_list(self.cluster.registry)
+
+    async def _serve_group(self, request: kmock.Request) -> dict[str, Any]:
+        assert request.resource is not None
+        group = request.resource.group or ""
+        versions = discovery.group_versions(self.cluster.registry).get(group)
+        if not versions:
+            raise kmock.KubernetesResourceNotFoundError()
+        return {"kind": "APIGroup", "apiVersion": "v1", **discovery.group_document(group, versions)}
+
+    async def _serve_version(self, request: kmock.Request) -> dict[str, Any]:
+        assert request.resource is not None
+        document = discovery.resource_list(
+            self.cluster.registry, request.resource.group or "", request.resource.version or ""
+        )
+        if document is None:
+            raise kmock.KubernetesResourceNotFoundError()
+        return document
+
+    def _is_namespaced(self, group: str, version: str, plural: str) -> bool:
+        resource = self.cluster.registry.get(group, version, plural)
+        return resource is not None and resource.namespaced
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        route = parse_route(raw_request.path, self._is_namespaced)
+        if route is None:
+            try:
+                return await super().__call__(raw_request)
+            finally:
+                del self._requests[:-KMOCK_LOG_LIMIT]
+        try:
+            return await self._serve(raw_request, route)
+        except ApiError as exc:
+            return json_response(exc.status(), exc.code)
+        except Exception as exc:  # a bug here must reach the client as a Status, and the log
+            logger.exception("internal error serving %s %s", raw_request.method, raw_request.path)
+            return json_response(
+                ApiError(500, "InternalError", f"Internal error occurred: {exc!r}").status(), 500
+            )
+
+    async def _serve(
+        self, raw: aiohttp.web.BaseRequest, route: Route
+    ) -> aiohttp.web.StreamResponse:
+        resource = self.cluster.registry.get(route.group, route.version, route.plural)
+        if resource is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if route.subresource not in (None, "status", "scale") or (
+            route.subresource == "status" and not resource.status
+        ):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        verb = self._verb(raw.method, route, raw.query)
+        if resource.namespaced and route.namespace is None and verb not in ("list", "watch"):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        fault = self.faults.pick(verb, resource.plural, resource.group, route.namespace, route.name)
+        if fault is not None:
+            if fault.kind == "timeout":
+                await asyncio.sleep(fault.hang_seconds)  # the simulated hang, then the 504
+            code, body = fault_status(fault.kind)
+            headers = {"Retry-After": "1"} if fault.kind == 429 else None
+            return aiohttp.web.Response(
+                body=orjson.dumps(body),
+                status=code,
+                content_type="application/json",
+                headers=headers,
+            )
+        if verb == "watch":
+            return await self._watch(raw, resource, route)
+        if verb in ("list", "get"):
+            return self._read(raw, resource, route, verb)
+        return await self._write(raw, resource, route, verb)
+
+    def _read(
+        self, raw: aiohttp.web.BaseRequest, resource: ResourceType, route: Route, verb: str
+    ) -> aiohttp.web.Response:
+        as_table = tables.wants_table(raw.headers.get("Accept"))
+        if verb == "list":
+            listed = self._list(resource, route, raw.query)
+            if as_table:
+                return json_response(
+                    tables.table(
+                        listed["items"],
+                        resource.printer_columns,
+                        listed["metadata"]["resourceVersion"],
+                    )
+                )
+            return json_response(listed)
+        assert route.name is not None  # a get names its object
+        if route.subresource == "scale":
+            return json_response(self.cluster.get_scale(resource, route.namespace, route.name))
+        obj = self.cluster.get(resource, route.namespace, route.name)
+        if as_table:
+            return json_response(
+                tables.table([obj], resource.printer_columns, obj["metadata"]["resourceVersion"])
+            )
+        return json_response(obj)
+
+    async def _write(
+        self, raw: aiohttp.web.BaseRequest, resource: ResourceType, route: Route, verb: str
+    ) -> aiohttp.web.Response:
+        cluster, query = self.cluster, raw.query
+        body = await self._body(raw)
+        dry_run = query.get("dryRun")
+        if dry_run is not None and (dry_run != "All" or verb != "create"):
+            # Refused rather than ignored: a dry run that wrote would be worse than none.
+            raise errors.bad_request(
+                f"dryRun={dry_run} is supported only as dryRun=All on create by the local API"
+            )
+        if verb == "create":
+            if route.subresource is not None or route.name is not None:
+                raise ApiError(
+                    405,
+                    "MethodNotAllowed",
+                    "the server does not allow this method on the requested resource",
+                )
+            return json_response(
+                cluster.create(resource, route.namespace, body, dry_run=dry_run is not None), 201
+            )
+        if verb == "deletecollection":
+            labels, fields = self._selectors(resource, query)
+            options = DeleteOptions.parse(body, query.get("propagationPolicy"))
+            deleted = cluster.delete_collection(resource, route.namespace, labels, fields, options)
+            metadata = {"resourceVersion": str(cluster.store.revision)}
+            return json_response(
+                {
+                    "kind": f"{resource.kind}List",
+                    "apiVersion": resource.api_version,
+                    "metadata": metadata,
+                    "items": deleted,
+                }
+            )
+        name = route.name
+        assert name is not None  # update, patch and delete name their object
+        if verb == "update":
+            if route.subresource == "scale":
+                return json_response(cluster.set_scale(resource, route.namespace, name, body))
+            return json_response(
+                cluster.replace(
+                    resource, route.namespace, name, body, subresource=route.subresource
+                )
+            )
+        if verb == "patch":
+            patch_type = (raw.content_type or "").split(";")[0].strip()
+            if route.subresource == "scale":
+                scale = self._patch_scale(
+                    cluster.get_scale(resource, route.namespace, name), patch_type, body
+                )
+                return json_response(cluster.set_scale(resource, route.namespace, name, scale))
+            obj, created = cluster.patch(
+                resource,
+                route.namespace,
+                name,
+                patch_type,
+                body,
+                subresource=route.subresource,
+                field_manager=query.get("fieldManager"),
+                force=_truthy(query.get("force")),
+            )
+            return json_response(obj, 201 if created else 200)
+        obj = cluster.delete(
+            resource,
+            route.namespace,
+            name,
+            DeleteOptions.parse(body, query.get("propagationPolicy")),
+        )
+        still_there = (
+            cluster.store.get(resource.storage_key, route.namespace or "", name) is not None
+        )
+        if still_there or resource.custom or resource.storage_key in _RETURNS_DELETED_OBJECT:
+            return json_response(obj)
+        details = {"name": name, "kind": resource.plural, "uid": obj["metadata"]["uid"]}
+        if resource.group:
+            details["group"] = resource.group
+        return json_response(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": details,
+            }
+        )
+
+    @staticmethod
+    def _patch_scale(scale: Obj, patch_type: str, body: Any) -> Obj:
+        try:
+            if patch_type == JSON_PATCH:
+                patched: Obj = patching.json_patch(scale, body)
+                return patched
+            if patch_type in (MERGE_PATCH, STRATEGIC_MERGE_PATCH):
+                return patching.merge_patch(scale, body) if isinstance(body, dict) else scale
+        except patching.PatchError as exc:
+            raise ApiError(
+                exc.status, "Invalid" if exc.status == 422 else "BadRequest", str(exc)
+            ) from exc
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            f"unsupported patch type for the scale subresource: {patch_type}",
+        )
+
+    @staticmethod
+    def _verb(method: str, route: Route, query: Any) -> str:
+        if method == "GET":
+            if _truthy(query.get("watch")):
+                return "watch"
+            return "get" if route.name is not None else "list"
+        verbs = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+        verb = verbs.get(method)
+        if verb is None:
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
+        if verb == "delete" and route.name is None:
+            return "deletecollection"
+        if verb in ("update", "patch") and route.name is None:
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
+        return verb
+
+    @staticmethod
+    async def _body(raw: aiohttp.web.BaseRequest) -> Any:
+        data = await raw.read()
+        if not data:
+            return None
+        if "protobuf" in (raw.content_type or "") or "cbor" in (raw.content_type or ""):
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"{raw.content_type} is not supported by the local API; send JSON",
+            )
+        if (raw.content_type or "").startswith(APPLY_PATCH):
+            return data
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise errors.bad_request(f"the request body is not valid JSON: {exc}") from exc
+
+    @staticmethod
+    def _selectors(resource: ResourceType, query: Any) -> tuple[Any, Any]:
+        try:
+            labels = parse_label_selector(query.get("labelSelector"))
+            fields = parse_field_selector(query.get("fieldSelector"), resource.field_selectable)
+        except SelectorError as exc:
+            raise errors.bad_request(str(exc)) from exc
+        return labels, fields
+
+    def _list(self, resource: ResourceType, route: Route, query: Any) -> dict[str, Any]:
+        labels, fields = self._selectors(resource, query)
+        items = self.cluster.list_objects(resource, route.namespace, labels, fields)
+        metadata: dict[str, Any] = {"resourceVersion": str(self.cluster.store.revision)}
+        token = query.get("continue")
+        if token:
+            # The continue token is the namespace/name of the last object sent.
+            items = [
+                o
+                for o in items
+                if (o["metadata"].get("namespace") or "") + "/" + o["metadata"]["name"] > token
+            ]
+        limit = int(query.get("limit") or 0)
+        if limit > 0 and len(items) > limit:
+            last = items[limit - 1]["metadata"]
+            metadata["continue"] = (last.get("namespace") or "") + "/" + last["name"]
+            metadata["remainingItemCount"] = len(items) - limit
+            items = items[:limit]
+        return {
+            "kind": f"{resource.kind}List",
+            "apiVersion": resource.api_version,
+            "metadata": metadata,
+            "items": items,
+        }
+
+    async def _watch(
+        self, raw: aiohttp.web.BaseRequest, resource: ResourceType, route: Route
+    ) -> aiohttp.web.StreamResponse:
+        labels, fields = self._selectors(resource, raw.query)
+        if route.name is not None:
+            fields = (
+                *fields,
+                *parse_field_selector(f"metadata.name={route.name}", resource.field_selectable),
+            )
+        matches = object_filter(labels, fields)
+        namespace = route.namespace
+
+        def predicate(obj: Obj) -> bool:
+            in_namespace = namespace is None or obj["metadata"].get("namespace") == namespace
+            return in_namespace and matches(obj)
+
+        options = WatchOptions.parse(raw.query, self.max_watch_seconds)
+        stream = WatchStream(
+            raw,
+            self.cluster.store,
+            resource,
+            predicate,
+            options,
+            self.bookmark_interval,
+            self.liveness_interval,
+        )
+        return await stream.run()
+
+
+class LocalApiServer:
+    """The handler on a loopback port: `async with LocalApiServer() as server: server.url`."""
+
+    def __init__(
+        self, handler: ApiHandler | None = None, port: int | None = None, host: str = "127.0.0.1"
+    ) -> None:
+        self.handler = handler or ApiHandler()
+        self.controllers = Controllers(self.handler.cluster)
+        self._server = kmock.Server(self.handler, host=host, port=port)
+
+    @property
+    def cluster(self) -> Cluster:
+        return self.handler.cluster
+
+    @property
+    def faults(self) -> FaultInjector:
+        return self.handler.faults
+
+    @property
+    def url(self) -> str:
+        return str(self._server.url).rstrip("/")
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    async def __aenter__(self) -> LocalApiServer:
+        await self.handler.__aenter__()
+        await self._server.__aenter__()
+        await self.controllers.start()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.controllers.stop()
+        self.cluster.store.close_watchers()
+        await self._server.__aexit__(*exc_info)
+        await self.handler.__aexit__(*exc_info)
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    port: int | None = None, handler: ApiHandler | None = None
+) -> AsyncIterator[LocalApiServer]:
+    async with LocalApiServer(handler, port=port) as server:
+        yield server

@@ -1,0 +1,1 @@
+"""Sampled traffic from the model server to the drift sidecar: codec, ring buffer, shipper."""

@@ -1,0 +1,263 @@
+"""The server side of sampling: an inference observer that never blocks a request.
+
+`observe` runs on the server's event loop: it decides by coin flip, copies the rows and
+appends them to a bounded buffer, dropping (and counting) when the buffer is full. A
+shipper thread drains the buffer in batches, encodes them and writes them to the
+sidecar's socket; if the sidecar is away, those rows are dropped and counted too, and
+the shipper reconnects with backoff. Nothing here can slow or fail a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Gauge
+
+from driftline_serving.sampling.codec import Feedback, SampleBatch, encode
+from driftline_serving.server.observers import InferenceRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SamplerStats:
+    """Counters the server exports as metrics."""
+
+    sampled_rows: int = 0
+    shipped_rows: int = 0
+    dropped_queue_full: int = 0
+    dropped_unsent: int = 0
+    frames_sent: int = 0
+    feedback_sent: int = 0
+    connect_failures: int = 0
+
+
+@dataclass
+class _Pending:
+    rows: int = 0
+    records: list[InferenceRecord] = field(default_factory=list)
+    feedback: list[Feedback] = field(default_factory=list)
+
+
+def open_channel(address: str, timeout_s: float = 2.0) -> socket.socket:
+    """Connect to `unix:///path` or `tcp://host:port`."""
+    if address.startswith("unix://"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        target: str | tuple[str, int] = address.removeprefix("unix://")
+    elif address.startswith("tcp://"):
+        host, _, port = address.removeprefix("tcp://").rpartition(":")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        target = (host, int(port))
+    else:
+        raise ValueError(f"sample channel must be unix:///path or tcp://host:port, got {address!r}")
+    sock.settimeout(timeout_s)
+    try:
+        sock.connect(target)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def batch_from_records(records: list[InferenceRecord]) -> list[SampleBatch]:
+    """Concatenate records into one SampleBatch per model version (pure)."""
+    by_version: dict[str, list[InferenceRecord]] = {}
+    for record in records:
+        by_version.setdefault(record.model_version, []).append(record)
+    batches = []
+    for version, group in by_version.items():
+        request_ids: list[str] = []
+        received: list[np.ndarray] = []
+        for record in group:
+            rows = _rows(record)
+            if rows == 1:
+                request_ids.append(record.request_id)
+            else:
+                request_ids.extend(f"{record.request_id}:{i}" for i in range(rows))
+            received.append(np.full(rows, record.received_at_unix_s, dtype=np.float64))
+        batches.append(
+            SampleBatch(
+                model_version=version,
+                request_ids=request_ids,
+                received_at=np.concatenate(received),
+                inputs={n: np.concatenate([r.inputs[n] for r in group]) for n in group[0].inputs},
+                outputs={
+                    n: np.concatenate([r.outputs[n] for r in group]) for n in group[0].outputs
+                },
+            )
+        )
+    return batches
+
+
+def _rows(record: InferenceRecord) -> int:
+    first = next(iter(record.inputs.values()), None)
+    return int(first.shape[0]) if first is not None and first.ndim > 0 else 1
+
+
+class Sampler:
+    """An InferenceObserver that ships a sampled copy of traffic to the drift sidecar."""
+
+    def __init__(
+        self,
+        address: str,
+        rate: float,
+        queue_rows: int = 10_000,
+        flush_interval_s: float = 0.05,
+        max_frame_rows: int = 4096,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"sampling rate must be within 0..1, got {rate}")
+        self.address = address
+        self.rate = rate
+        self.queue_rows = queue_rows
+        self.flush_interval_s = flush_interval_s
+        self.max_frame_rows = max_frame_rows
+        self.stats = SamplerStats()
+        self._random = (rng or random.Random()).random
+        self._pending = _Pending()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._socket: socket.socket | None = None
+        self._next_connect = 0.0
+        self._backoff_s = 0.05
+        self._thread = threading.Thread(target=self._run, name="driftline-sampler", daemon=True)
+
+    # --- request path (event loop) ---------------------------------------------------
+
+    def observe(self, record: InferenceRecord) -> None:
+        if self.rate <= 0.0 or (self.rate < 1.0 and self._random() >= self.rate):
+            return
+        rows = _rows(record)
+        with self._lock:
+            if self._pending.rows + rows > self.queue_rows:
+                self.stats.dropped_queue_full += rows
+                return
+            # the record's arrays are views into request buffers: keep copies
+            kept = InferenceRecord(
+                request_id=record.request_id,
+                model_name=record.model_name,
+                model_version=record.model_version,
+                inputs={k: np.array(v, copy=True) for k, v in record.inputs.items()},
+                outputs={k: np.array(v, copy=True) for k, v in record.outputs.items()},
+                received_at_unix_s=record.received_at_unix_s,
+                duration_s=record.duration_s,
+            )
+            self._pending.records.append(kept)
+            self._pending.rows += rows
+            self.stats.sampled_rows += rows
+            if self._pending.rows >= self.max_frame_rows:
+                self._wake.set()
+
+    def feedback(self, request_ids: list[str], labels: list[int | float | str]) -> None:
+        """Queue ground-truth labels for the sidecar (never dropped for being sampled out)."""
+        with self._lock:
+            self._pending.feedback.append(Feedback(list(request_ids), list(labels)))
+        self._wake.set()
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        """Export the counters; read at scrape time, so the request path sets nothing."""
+        counters = (
+            ("driftline_drift_sampled_rows", "Rows sampled for the drift sidecar.", "sampled_rows"),
+            (
+                "driftline_drift_shipped_rows",
+                "Sampled rows delivered to the sidecar.",
+                "shipped_rows",
+            ),
+            (
+                "driftline_drift_dropped_queue_full_rows",
+                "Sampled rows dropped because the buffer was full.",
+                "dropped_queue_full",
+            ),
+            (
+                "driftline_drift_dropped_unsent_rows",
+                "Sampled rows dropped because the sidecar could not be reached.",
+                "dropped_unsent",
+            ),
+            (
+                "driftline_drift_feedback_labels_sent",
+                "Labels forwarded to the sidecar.",
+                "feedback_sent",
+            ),
+        )
+        for name, documentation, attribute in counters:
+            Gauge(name, documentation, registry=registry).set_function(self._reader(attribute))
+
+    def _reader(self, attribute: str) -> Callable[[], float]:
+        return lambda: float(getattr(self.stats, attribute))
+
+    # --- shipper thread --------------------------------------------------------------
+
+    def start(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Ship what is pending, then stop."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout_s)
+        if self._socket is not None:
+            self._socket.close()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            with self._lock:
+                pending, self._pending = self._pending, _Pending()
+            if pending.records or pending.feedback:
+                self._ship(pending)
+            if self._stop.is_set():
+                return
+
+    def _ship(self, pending: _Pending) -> None:
+        frames: list[tuple[bytes, int, bool]] = []
+        try:
+            for batch in batch_from_records(pending.records):
+                frames.append((encode(batch), batch.rows, False))
+            frames.extend((encode(fb), len(fb.request_ids), True) for fb in pending.feedback)
+        except ValueError:
+            log.exception("could not encode sampled rows; dropping them")
+            self.stats.dropped_unsent += pending.rows
+            return
+        for index, (frame, rows, is_feedback) in enumerate(frames):
+            if not self._send(frame):
+                self.stats.dropped_unsent += sum(r for _, r, fb in frames[index:] if not fb)
+                return
+            self.stats.frames_sent += 1
+            if is_feedback:
+                self.stats.feedback_sent += rows
+            else:
+                self.stats.shipped_rows += rows
+
+    def _send(self, frame: bytes) -> bool:
+        if self._socket is None:
+            if time.monotonic() < self._next_connect:
+                return False
+            try:
+                self._socket = open_channel(self.address)
+                self._backoff_s = 0.05
+            except OSError as error:
+                self.stats.connect_failures += 1
+                self._next_connect = time.monotonic() + self._backoff_s
+                self._backoff_s = min(self._backoff_s * 2, 2.0)
+                log.debug("drift sidecar not reachable at %s: %s", self.address, error)
+                return False
+        try:
+            self._socket.sendall(frame)
+            return True
+        except OSError as error:
+            log.warning("lost the drift sidecar connection: %s", error)
+            self._socket.close()
+            self._socket = None
+            return False

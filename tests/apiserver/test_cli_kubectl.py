@@ -1,0 +1,215 @@
+"""`driftline apiserver` as a process, and kubectl against it (skipped where kubectl is absent)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes
+import pytest
+import yaml
+from conftest import REPO_ROOT, wait_for
+
+KUBECTL = shutil.which("kubectl")
+DRIFTLINE = [sys.executable, "-c", "from driftline.cli import main; main()"]
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    """`driftline apiserver` in a subprocess, stopped with SIGTERM."""
+    kubeconfig = tmp_path / "kubeconfig"
+    process = subprocess.Popen(
+        [*DRIFTLINE, "apiserver", "--port", "0", "--kubeconfig", str(kubeconfig)],
+        cwd=REPO_ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(
+            lambda: kubeconfig.exists() or process.poll() is not None,
+            timeout=60,
+            message="kubeconfig written",
+        )
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        yield process, kubeconfig
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def test_command_serves_until_sigterm_with_a_kubeconfig(served):
+    process, kubeconfig = served
+    config = yaml.safe_load(kubeconfig.read_text())
+    assert config["clusters"][0]["cluster"]["server"].startswith("http://127.0.0.1:")
+    client = kubernetes.config.new_client_from_config(str(kubeconfig))
+    core = kubernetes.client.CoreV1Api(client)
+    assert "default" in [n.metadata.name for n in core.list_namespace().items]
+    if (REPO_ROOT / "crds").is_dir():
+        crds = kubernetes.client.ApiextensionsV1Api(client).list_custom_resource_definition()
+        assert "modelversions.driftline.io" in [c.metadata.name for c in crds.items]
+    client.close()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+
+
+def test_command_rejects_a_missing_crds_directory(tmp_path):
+    result = subprocess.run(
+        [
+            *DRIFTLINE,
+            "apiserver",
+            "--kubeconfig",
+            str(tmp_path / "k"),
+            "--crds",
+            str(tmp_path / "missing"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr
+    assert not (tmp_path / "k").exists()
+
+
+def kubectl(
+    kubeconfig: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(kubeconfig.parent)}
+    assert KUBECTL is not None
+    return subprocess.run(
+        [KUBECTL, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+@needs_kubectl
+def test_kubectl_apply_get_patch_delete(apiserver):
+    kubeconfig = apiserver.kubeconfig_path
+    manifest = yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "cm", "labels": {"app": "x"}},
+            "data": {"a": "1"},
+        }
+    )
+    applied = kubectl(kubeconfig, "apply", "--validate=false", "-f", "-", stdin=manifest)
+    assert applied.returncode == 0, applied.stderr
+    assert "configmap/cm created" in applied.stdout
+    got = json.loads(kubectl(kubeconfig, "get", "configmap", "cm", "-o", "json").stdout)
+    assert got["data"] == {"a": "1"}
+    listed = kubectl(kubeconfig, "get", "cm", "-l", "app=x")
+    assert listed.returncode == 0 and "cm" in listed.stdout
+    patched = kubectl(
+        kubeconfig, "patch", "configmap", "cm", "--type", "merge", "-p", '{"data":{"a":"2"}}'
+    )
+    assert patched.returncode == 0, patched.stderr
+    reapplied = kubectl(
+        kubeconfig, "apply", "--validate=false", "-f", "-", stdin=manifest.replace("'1'", "'3'")
+    )
+    assert reapplied.returncode == 0, reapplied.stderr
+    assert json.loads(kubectl(kubeconfig, "get", "configmap", "cm", "-o", "json").stdout)[
+        "data"
+    ] == {"a": "3"}
+    deleted = kubectl(kubeconfig, "delete", "configmap", "cm")
+    assert deleted.returncode == 0, deleted.stderr
+    assert kubectl(kubeconfig, "get", "configmap", "cm").returncode != 0
+
+
+@needs_kubectl
+def test_kubectl_server_side_apply_and_custom_resources(apiserver):
+    kubeconfig = apiserver.kubeconfig_path
+    if not (REPO_ROOT / "crds").is_dir():
+        pytest.skip("the project's CRDs are not generated")
+    created = kubectl(
+        kubeconfig, "apply", "--server-side", "--validate=false", "-f", str(REPO_ROOT / "crds")
+    )
+    assert created.returncode == 0, created.stderr
+    wait_for(
+        lambda: kubectl(kubeconfig, "get", "modelversions").returncode == 0, message="CRDs served"
+    )
+    typed = kubectl(
+        kubeconfig, "create", "namespace", "ml"
+    )  # kubectl's typed create sends protobuf
+    assert typed.returncode != 0 and "send JSON" in typed.stderr
+    namespace = yaml.safe_dump(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml"}}
+    )
+    assert (
+        kubectl(kubeconfig, "apply", "--validate=false", "-f", "-", stdin=namespace).returncode == 0
+    )
+    applied = kubectl(
+        kubeconfig,
+        "apply",
+        "--server-side",
+        "--validate=false",
+        "-f",
+        str(REPO_ROOT / "examples/cpu-canary/modelversions.yaml"),
+    )
+    assert applied.returncode == 0, applied.stderr
+    listed = kubectl(kubeconfig, "get", "mv", "-n", "ml", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)["items"]) >= 1
+    resources = kubectl(kubeconfig, "api-resources", "--api-group=driftline.io")
+    assert "modelversions" in resources.stdout and "mv" in resources.stdout
+
+
+def test_command_refuses_an_invalid_crd_and_writes_no_kubeconfig(tmp_path):
+    crds = tmp_path / "crds"
+    crds.mkdir()
+    (crds / "bad.yaml").write_text(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+        "metadata: {name: wrong.example.com}\nspec: {group: example.com, names: {plural: things, kind: Thing}, versions: [{name: v1, served: true, storage: true}]}\n"
+    )
+    kubeconfig = tmp_path / "kubeconfig"
+    result = subprocess.run(
+        [*DRIFTLINE, "apiserver", "--kubeconfig", str(kubeconfig), "--crds", str(crds)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "cannot load the CRDs" in result.stderr and "things.example.com" in result.stderr
+    assert not kubeconfig.exists()
+
+
+@needs_kubectl
+def test_kubectl_get_prints_the_crd_printer_columns(apiserver):
+    kubeconfig = apiserver.kubeconfig_path
+    if not (REPO_ROOT / "crds" / "modelversions.driftline.io.yaml").exists():
+        pytest.skip("the project's CRDs are not generated")
+    assert (
+        kubectl(
+            kubeconfig, "apply", "--server-side", "--validate=false", "-f", str(REPO_ROOT / "crds")
+        ).returncode
+        == 0
+    )
+    namespace = yaml.safe_dump(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml"}}
+    )
+    assert (
+        kubectl(kubeconfig, "apply", "--validate=false", "-f", "-", stdin=namespace).returncode == 0
+    )
+    examples = str(REPO_ROOT / "examples/cpu-canary/modelversions.yaml")
+    assert (
+        kubectl(kubeconfig, "apply", "--server-side", "--validate=false", "-f", examples).returncode
+        == 0
+    )
+    printed = kubectl(kubeconfig, "get", "mv", "-n", "ml")
+    assert printed.returncode == 0, printed.stderr
+    header, *rows = printed.stdout.splitlines()
+    crd = yaml.safe_load((REPO_ROOT / "crds" / "modelversions.driftline.io.yaml").read_text())
+    columns = [
+        c["name"].upper() for c in crd["spec"]["versions"][0].get("additionalPrinterColumns", [])
+    ]
+    expected = ["NAME", *(c for c in columns if c != "AGE"), "AGE"]
+    assert header.split() == expected
+    assert rows[0].split()[0] == "churn-v1"
