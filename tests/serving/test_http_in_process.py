@@ -34,12 +34,18 @@ class Recorder:
         self.records: list[InferenceRecord] = []
         self.arrived = asyncio.Event()
 
+    def wants(self) -> bool:
+        return True
+
     def observe(self, record: InferenceRecord) -> None:
         self.records.append(record)
         self.arrived.set()
 
 
 class Exploding:
+    def wants(self) -> bool:
+        return True
+
     def observe(self, record: InferenceRecord) -> None:
         raise RuntimeError("observer bug")
 

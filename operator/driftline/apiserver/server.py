@@ -444,7 +444,8 @@ class LocalApiServer:
     def __init__(
         self, handler: ApiHandler | None = None, port: int | None = None, host: str = "127.0.0.1"
     ) -> None:
-        self.handler = handler or ApiHandler()
+        # not `handler or ...`: a kmock handler is falsy until it has logged a request
+        self.handler = handler if handler is not None else ApiHandler()
         self.controllers = Controllers(self.handler.cluster)
         self._server = kmock.Server(self.handler, host=host, port=port)
 

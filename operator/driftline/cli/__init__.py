@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "driftline.apiserver.cli:apiserver",
         "Run the local Kubernetes API on loopback.",
     ),
+    "operator": ("driftline.cli.run_operator:operator", "Run the operator (kopf)."),
     "profile": ("driftline.cli.drift:profile", "Build a reference profile from training data."),
     "drift": ("driftline.cli.drift:drift", "Evaluate drift offline against a profile."),
 }

@@ -1,7 +1,7 @@
 """The server side of sampling: an inference observer that never blocks a request.
 
-`observe` runs on the server's event loop: it decides by coin flip, copies the rows and
-appends them to a bounded buffer, dropping (and counting) when the buffer is full. A
+The server asks `wants()` (a coin flip) before it builds a record at all; `observe`
+appends the record to a bounded buffer, dropping (and counting) when the buffer is full. A
 shipper thread drains the buffer in batches, encodes them and writes them to the
 sidecar's socket; if the sidecar is away, those rows are dropped and counted too, and
 the shipper reconnects with backoff. Nothing here can slow or fail a request.
@@ -14,8 +14,9 @@ import random
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Gauge
@@ -37,13 +38,6 @@ class SamplerStats:
     frames_sent: int = 0
     feedback_sent: int = 0
     connect_failures: int = 0
-
-
-@dataclass
-class _Pending:
-    rows: int = 0
-    records: list[InferenceRecord] = field(default_factory=list)
-    feedback: list[Feedback] = field(default_factory=list)
 
 
 def open_channel(address: str, timeout_s: float = 2.0) -> socket.socket:
@@ -123,8 +117,10 @@ class Sampler:
         self.max_frame_rows = max_frame_rows
         self.stats = SamplerStats()
         self._random = (rng or random.Random()).random
-        self._pending = _Pending()
-        self._lock = threading.Lock()
+        # deque.append and popleft are atomic: the request path takes no lock
+        self._records: deque[InferenceRecord] = deque()
+        self._queued_rows = 0
+        self._feedback: deque[Feedback] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._socket: socket.socket | None = None
@@ -134,34 +130,26 @@ class Sampler:
 
     # --- request path (event loop) ---------------------------------------------------
 
+    def wants(self) -> bool:
+        """The per-request coin flip, made before the server builds a record."""
+        return self.rate >= 1.0 or (self.rate > 0.0 and self._random() < self.rate)
+
     def observe(self, record: InferenceRecord) -> None:
-        if self.rate <= 0.0 or (self.rate < 1.0 and self._random() >= self.rate):
-            return
+        """Keep a sampled request. Its arrays are kept by reference, not copied: they view
+        immutable request bodies or fresh per-batch outputs (see InferenceRecord)."""
         rows = _rows(record)
-        with self._lock:
-            if self._pending.rows + rows > self.queue_rows:
-                self.stats.dropped_queue_full += rows
-                return
-            # the record's arrays are views into request buffers: keep copies
-            kept = InferenceRecord(
-                request_id=record.request_id,
-                model_name=record.model_name,
-                model_version=record.model_version,
-                inputs={k: np.array(v, copy=True) for k, v in record.inputs.items()},
-                outputs={k: np.array(v, copy=True) for k, v in record.outputs.items()},
-                received_at_unix_s=record.received_at_unix_s,
-                duration_s=record.duration_s,
-            )
-            self._pending.records.append(kept)
-            self._pending.rows += rows
-            self.stats.sampled_rows += rows
-            if self._pending.rows >= self.max_frame_rows:
-                self._wake.set()
+        if self._queued_rows + rows > self.queue_rows:
+            self.stats.dropped_queue_full += rows
+            return
+        self._records.append(record)
+        self._queued_rows += rows  # only this thread adds; the shipper subtracts what it took
+        self.stats.sampled_rows += rows
+        if self._queued_rows >= self.max_frame_rows:
+            self._wake.set()
 
     def feedback(self, request_ids: list[str], labels: list[int | float | str]) -> None:
         """Queue ground-truth labels for the sidecar (never dropped for being sampled out)."""
-        with self._lock:
-            self._pending.feedback.append(Feedback(list(request_ids), list(labels)))
+        self._feedback.append(Feedback(list(request_ids), list(labels)))
         self._wake.set()
 
     def register_metrics(self, registry: CollectorRegistry) -> None:
@@ -213,32 +201,34 @@ class Sampler:
         while True:
             self._wake.wait(self.flush_interval_s)
             self._wake.clear()
-            with self._lock:
-                pending, self._pending = self._pending, _Pending()
-            if pending.records or pending.feedback:
-                self._ship(pending)
+            records = [self._records.popleft() for _ in range(len(self._records))]
+            feedback = [self._feedback.popleft() for _ in range(len(self._feedback))]
+            rows = sum(_rows(r) for r in records)
+            self._queued_rows -= rows
+            if records or feedback:
+                self._ship(records, rows, feedback)
             if self._stop.is_set():
                 return
 
-    def _ship(self, pending: _Pending) -> None:
+    def _ship(self, records: list[InferenceRecord], rows: int, feedback: list[Feedback]) -> None:
         frames: list[tuple[bytes, int, bool]] = []
         try:
-            for batch in batch_from_records(pending.records):
+            for batch in batch_from_records(records):
                 frames.append((encode(batch), batch.rows, False))
-            frames.extend((encode(fb), len(fb.request_ids), True) for fb in pending.feedback)
+            frames.extend((encode(fb), len(fb.request_ids), True) for fb in feedback)
         except ValueError:
             log.exception("could not encode sampled rows; dropping them")
-            self.stats.dropped_unsent += pending.rows
+            self.stats.dropped_unsent += rows
             return
-        for index, (frame, rows, is_feedback) in enumerate(frames):
+        for index, (frame, count, is_feedback) in enumerate(frames):
             if not self._send(frame):
-                self.stats.dropped_unsent += sum(r for _, r, fb in frames[index:] if not fb)
+                self.stats.dropped_unsent += sum(c for _, c, fb in frames[index:] if not fb)
                 return
             self.stats.frames_sent += 1
             if is_feedback:
-                self.stats.feedback_sent += rows
+                self.stats.feedback_sent += count
             else:
-                self.stats.shipped_rows += rows
+                self.stats.shipped_rows += count
 
     def _send(self, frame: bytes) -> bool:
         if self._socket is None:

@@ -358,17 +358,21 @@ class ServingApp:
         batcher.submit(request.inputs, rows, answer)
 
     def _notify(self, request: InferRequest, outputs: Outputs, elapsed: float) -> None:
-        record = InferenceRecord(
-            request_id=request.request_id or uuid.uuid4().hex,
-            model_name=self.config.model_name,
-            model_version=self.config.model_version,
-            inputs=request.inputs,
-            outputs=outputs,
-            received_at_unix_s=time.time() - elapsed,
-            duration_s=elapsed,
-        )
+        record: InferenceRecord | None = None
         for observer in self.observers:
             try:
+                if not observer.wants():
+                    continue  # decided before any record is built: sampled-out requests cost nothing
+                if record is None:
+                    record = InferenceRecord(
+                        request_id=request.request_id or uuid.uuid4().hex,
+                        model_name=self.config.model_name,
+                        model_version=self.config.model_version,
+                        inputs=request.inputs,
+                        outputs=outputs,
+                        received_at_unix_s=time.time() - elapsed,
+                        duration_s=elapsed,
+                    )
                 observer.observe(record)
             except Exception:
                 log.exception("inference observer %r failed", observer)

@@ -1,8 +1,9 @@
 """The hook where a copy of each inference can leave the request path (for the drift sidecar).
 
-The server calls every registered observer once per successful inference, on the event
-loop, after the response has been written, so an observer never delays a client. An
-observer must not block: it should sample, copy what it keeps and hand it to a queue or
+The server asks every registered observer once per successful inference, on the event
+loop, after the response has been written, so an observer never delays a client: first
+`wants()` (a cheap decision, such as a sampling coin flip), and only then, with a record
+built, `observe()`. An observer must not block: it hands what it keeps to a queue or a
 thread of its own. Its exceptions are logged and otherwise ignored.
 """
 
@@ -21,7 +22,8 @@ class InferenceRecord:
     request_id: str
     model_name: str
     model_version: str
-    # Views into request and batch buffers: copy whatever is kept beyond the call.
+    # Views of the request's decoded body (immutable bytes or fresh arrays) and of the
+    # batch's freshly allocated outputs: safe to keep by reference, never to modify.
     inputs: Mapping[str, np.ndarray]
     outputs: Mapping[str, np.ndarray]
     received_at_unix_s: float
@@ -29,6 +31,10 @@ class InferenceRecord:
 
 
 class InferenceObserver(Protocol):
+    def wants(self) -> bool:
+        """Asked first, per request: only when it answers True is a record built."""
+        ...
+
     def observe(self, record: InferenceRecord) -> None: ...
 
 

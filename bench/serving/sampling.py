@@ -1,0 +1,271 @@
+"""Sampling overhead: driftline-serve's throughput and p99 with drift sampling at 0%,
+10% and 100%, side by side, with a real drift evaluator receiving the samples.
+
+One command (from the repository root):
+
+    .venv/bin/python bench/serving/sampling.py [--duration 8] [--rounds 3]
+
+It starts the local Kubernetes API (`driftline apiserver`) with Driftline's CRDs and a
+DriftPolicy, builds a reference profile for the MLP's 32 inputs, and for each setting
+starts a server and, except for "off", a `driftline-evaluator` on a Unix socket, as in a
+pod. wrk drives batch-1 requests at concurrency 64 (and 8). Settings are interleaved
+round by round, so that other load on the machine falls on all of them alike; the table
+shows the median of the rounds. Target: at most 5% throughput loss at 100% sampling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import kubernetes
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import (  # the serving benchmark's harness: wrk driver, server process wrapper
+    MODEL_NAME,
+    Cell,
+    Server,
+    ensure_wrk,
+    free_port,
+    machine_description,
+    request_body,
+    run_wrk,
+)
+from venvs import REPO_ROOT
+
+from driftline_serving.drift import Schema, build_profile, save_profile
+from driftline_serving.testing_models import MLP_INPUTS, classifier_mlp, save
+
+SETTINGS = {"off": None, "0%": 0.0, "10%": 0.1, "100%": 1.0}
+CONCURRENCIES = (64, 8)
+BIN = REPO_ROOT / ".venv" / "bin"
+
+
+def start_apiserver(work: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    kubeconfig = work / "kubeconfig"
+    process = subprocess.Popen(
+        [
+            str(BIN / "driftline"),
+            "apiserver",
+            "--port",
+            str(free_port()),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--crds",
+            str(REPO_ROOT / "crds"),
+        ],
+        stdout=(work / "apiserver.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while not kubeconfig.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError((work / "apiserver.log").read_text())
+        time.sleep(0.05)
+    client = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
+    kubernetes.client.CustomObjectsApi(client).create_namespaced_custom_object(
+        "driftline.io",
+        "v1alpha1",
+        "default",
+        "driftpolicies",
+        {
+            "apiVersion": "driftline.io/v1alpha1",
+            "kind": "DriftPolicy",
+            "metadata": {"name": "mlp-drift"},
+            "spec": {"targetRef": {"name": "mlp"}, "window": {"size": 10000, "intervalSeconds": 5}},
+        },
+    )
+    return process, kubeconfig
+
+
+def write_profile(work: Path) -> tuple[Path, str]:
+    names = [f"x{i}" for i in range(MLP_INPUTS)]
+    reference = np.random.default_rng(0).standard_normal((20_000, MLP_INPUTS))
+    profile = build_profile(
+        Schema.of([(n, "numeric") for n in names]),
+        [{n: reference[:, i] for i, n in enumerate(names)}],
+    )
+    path = work / "reference.dlprofile"
+    return path, save_profile(profile, path)
+
+
+class Pod:
+    """A server, and for sampled settings the evaluator sidecar beside it."""
+
+    def __init__(
+        self,
+        label: str,
+        rate: float | None,
+        work: Path,
+        model: tuple[Path, str],
+        profile: tuple[Path, str],
+        kubeconfig: Path,
+    ) -> None:
+        self.label = label
+        socket_address = f"unix://{work}/{label.strip('%')}.sock"
+        flags = []
+        self.evaluator: subprocess.Popen[bytes] | None = None
+        if rate is not None:
+            flags = ["--drift-sample-socket", socket_address, "--drift-sampling-rate", str(rate)]
+            self.evaluator = subprocess.Popen(
+                [
+                    str(BIN / "driftline-evaluator"),
+                    "--policy",
+                    "mlp-drift",
+                    "--namespace",
+                    "default",
+                    "--pod",
+                    f"mlp-{label.strip('%')}",
+                    "--profile-uri",
+                    str(profile[0]),
+                    "--profile-sha256",
+                    profile[1],
+                    "--listen",
+                    socket_address,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(free_port()),
+                    "--kubeconfig",
+                    str(kubeconfig),
+                ],
+                stdout=(work / f"evaluator-{label.strip('%')}.log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+            deadline = time.monotonic() + 60
+            while not Path(socket_address.removeprefix("unix://")).exists():
+                if self.evaluator.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"evaluator for {label} did not start")
+                time.sleep(0.05)
+        port = free_port()
+        self.server = Server(
+            f"driftline-{label.strip('%')}",
+            [
+                str(BIN / "driftline-serve"),
+                "--model-name",
+                MODEL_NAME,
+                "--model-uri",
+                str(model[0]),
+                "--sha256",
+                model[1],
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *flags,
+            ],
+            port,
+            REPO_ROOT,
+        )
+        self.server.start(work)
+
+    def evaluator_cpu_s(self) -> float:
+        if self.evaluator is None:
+            return 0.0
+        import psutil
+
+        times = psutil.Process(self.evaluator.pid).cpu_times()
+        return float(times.user + times.system)
+
+    def stop(self) -> None:
+        self.server.stop()
+        if self.evaluator is not None:
+            self.evaluator.terminate()
+            self.evaluator.wait(timeout=20)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per setting")
+    parser.add_argument(
+        "--output", type=Path, default=REPO_ROOT / "bench" / "results" / "sampling.md"
+    )
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+    with tempfile.TemporaryDirectory(prefix="driftline-sampling-") as scratch:
+        work = Path(scratch)
+        model_path = work / "mlp.onnx"
+        model = (model_path, save(classifier_mlp(), model_path))
+        profile = write_profile(work)
+        body = work / "body-1.json"
+        body.write_bytes(request_body(1))
+        apiserver, kubeconfig = start_apiserver(work)
+        pods: dict[str, Pod] = {}
+        results: dict[tuple[int, str], list[Cell]] = {}
+        evaluator_cpu: dict[str, float] = {}
+        try:
+            for label, rate in SETTINGS.items():
+                pods[label] = Pod(label, rate, work, model, profile, kubeconfig)
+            for pod in pods.values():
+                run_wrk(wrk, pod.server, body, 8, 1)  # warm-up
+            for concurrency in CONCURRENCIES:
+                for round_index in range(args.rounds):
+                    for label, pod in pods.items():
+                        before = pod.evaluator_cpu_s()
+                        cell = run_wrk(wrk, pod.server, body, concurrency, args.duration)
+                        evaluator_cpu[label] = (
+                            evaluator_cpu.get(label, 0.0) + pod.evaluator_cpu_s() - before
+                        )
+                        results.setdefault((concurrency, label), []).append(cell)
+                        print(
+                            f"[sampling] conc {concurrency} round {round_index} {label:>4}: "
+                            f"{cell.rps:8,.0f} req/s p99 {cell.p99_ms:6.2f} ms "
+                            f"CPU {cell.cpu_ms_per_request:.3f} ms/req errors {cell.errors}",
+                            flush=True,
+                        )
+        finally:
+            for pod in pods.values():
+                pod.stop()
+            apiserver.terminate()
+            apiserver.wait(timeout=20)
+    report = render(results, evaluator_cpu, args)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(report + "\n")
+    print("\n" + report)
+    return 0
+
+
+def render(
+    results: dict[tuple[int, str], list[Cell]],
+    evaluator_cpu: dict[str, float],
+    args: argparse.Namespace,
+) -> str:
+    lines = [
+        f"Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        f"Machine: {machine_description()}, load average at end {os.getloadavg()}",
+        f"Load: wrk, batch 1, {args.duration:g} s per measurement, median of {args.rounds} interleaved rounds",
+        "",
+        "| concurrency | sampling | req/s | vs off | p50 ms | p99 ms | server CPU ms/req | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for concurrency in CONCURRENCIES:
+        base = statistics.median(c.rps for c in results[(concurrency, "off")])
+        for label in SETTINGS:
+            cells = results[(concurrency, label)]
+            rps = statistics.median(c.rps for c in cells)
+            lines.append(
+                f"| {concurrency} | {label} | {rps:,.0f} | {rps / base - 1:+.1%} | "
+                f"{statistics.median(c.p50_ms for c in cells):.2f} | "
+                f"{statistics.median(c.p99_ms for c in cells):.2f} | "
+                f"{statistics.median(c.cpu_ms_per_request for c in cells):.3f} | "
+                f"{sum(c.errors for c in cells)} |"
+            )
+    lines += [
+        "",
+        "Evaluator sidecar CPU over all measurements (seconds): "
+        + ", ".join(f"{label} {evaluator_cpu.get(label, 0.0):.1f}" for label in SETTINGS),
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""`driftline profile` and `driftline drift evaluate`: the engine, offline.
+
+Thin wrappers: reading files and printing is here, every decision is in
+`driftline_serving.drift`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from driftline_serving.drift import profile as profiles
+from driftline_serving.drift import readers, report
+from driftline_serving.drift.config import ConfigError, DriftConfig
+from driftline_serving.drift.engine import evaluate as evaluate_window
+from driftline_serving.drift.schema import Correction, SchemaError, load_schema
+
+
+@click.command()
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--schema",
+    "schema_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON list of {name, type} with type numeric or categorical.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Profile file to write.",
+)
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(readers.FORMATS),
+    default=None,
+    help="Data format; by default from the file name.",
+)
+@click.option("--prediction-column", default=None, help="Column with the model's predicted class.")
+@click.option("--confidence-column", default=None, help="Column with the model's top score.")
+@click.option(
+    "--exact-cap",
+    default=65536,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Values per numeric feature kept exactly; past it, a bounded-error summary.",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the row sample.")
+@click.option(
+    "--chunk-rows",
+    default=readers.DEFAULT_CHUNK_ROWS,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows read at a time.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def profile(
+    data: Path,
+    schema_path: Path,
+    output: Path,
+    file_format: str | None,
+    prediction_column: str | None,
+    confidence_column: str | None,
+    exact_cap: int,
+    seed: int,
+    chunk_rows: int,
+    quiet: bool,
+) -> None:
+    """Build a reference profile of DATA (CSV, Parquet or NPZ) and print its sha256."""
+    try:
+        schema = load_schema(schema_path)
+        builder = profiles.ProfileBuilder(schema, exact_cap=exact_cap, seed=seed)
+        columns = list(schema.names)
+        for extra in (prediction_column, confidence_column):
+            if extra and extra not in columns:
+                columns.append(extra)
+        total = readers.count_rows(data, file_format)
+        types = {f.name: f.type.value for f in schema.features}
+        chunks = readers.read_chunks(data, columns, chunk_rows, file_format, types)
+        with tqdm(total=total, unit="rows", disable=quiet, desc="profile") as bar:
+            for chunk in chunks:
+                builder.add(
+                    chunk,
+                    predictions=chunk[prediction_column] if prediction_column else None,
+                    confidences=chunk[confidence_column] if confidence_column else None,
+                )
+                bar.update(len(next(iter(chunk.values()))))
+        built = builder.finish()
+        digest = profiles.save_profile(built, output)
+    except (SchemaError, readers.ReadError, profiles.ProfileError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"wrote {output}: {built.rows} rows, {len(schema.features)} features", err=True)
+    click.echo(f"sha256:{digest}")
+
+
+@click.group()
+def drift() -> None:
+    """Evaluate drift offline against a reference profile."""
+
+
+@drift.command("evaluate")
+@click.argument("window", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--profile",
+    "profile_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Reference profile.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(readers.FORMATS),
+    default=None,
+    help="Window format; by default from the file name.",
+)
+@click.option("--significance", default=0.05, show_default=True, type=float)
+@click.option(
+    "--correction",
+    type=click.Choice([c.value for c in Correction]),
+    default=Correction.BENJAMINI_HOCHBERG.value,
+    show_default=True,
+)
+@click.option("--min-samples", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--prediction-column", default=None, help="Column with the model's predicted class.")
+@click.option("--confidence-column", default=None, help="Column with the model's top score.")
+@click.option("--fail-on-drift", is_flag=True, help="Exit with status 3 when the dataset drifted.")
+def evaluate(
+    window: Path,
+    profile_path: Path,
+    as_json: bool,
+    file_format: str | None,
+    significance: float,
+    correction: str,
+    min_samples: int,
+    prediction_column: str | None,
+    confidence_column: str | None,
+    fail_on_drift: bool,
+) -> None:
+    """Compare WINDOW (CSV, Parquet or NPZ) with the reference profile."""
+    try:
+        reference = profiles.load_profile(profile_path)
+        config = DriftConfig(
+            significance=significance, correction=Correction(correction), min_samples=min_samples
+        )
+        columns = readers.read_all(window, file_format=file_format)
+    except (profiles.ProfileError, readers.ReadError, ConfigError) as error:
+        raise click.ClickException(str(error)) from None
+    result = evaluate_window(
+        reference,
+        columns,
+        config,
+        predictions=columns.get(prediction_column) if prediction_column else None,
+        confidences=columns.get(confidence_column) if confidence_column else None,
+    )
+    click.echo(report.to_json(result) if as_json else report.to_table(result))
+    if fail_on_drift and result.dataset_drifted:
+        raise SystemExit(3)

@@ -1,0 +1,47 @@
+"""Prometheus metrics of the operator: reconcile counts, durations and errors per kind."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import Counter, Histogram
+
+RECONCILES = Counter(
+    "driftline_operator_reconciles_total",
+    "Reconciliations by resource kind and outcome (success, retry, failed).",
+    ["kind", "outcome"],
+)
+RECONCILE_SECONDS = Histogram(
+    "driftline_operator_reconcile_duration_seconds",
+    "Time one reconciliation took, by resource kind.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+RECONCILE_ERRORS = Counter(
+    "driftline_operator_reconcile_errors_total",
+    "Failed reconciliations by resource kind and reason (HTTP status or error class).",
+    ["kind", "reason"],
+)
+
+
+@contextmanager
+def measured(kind: str) -> Iterator[None]:
+    """Count and time one reconciliation; an exception counts as retry or failure."""
+    import kopf
+
+    started = time.perf_counter()
+    try:
+        yield
+    except kopf.TemporaryError:
+        RECONCILES.labels(kind, "retry").inc()
+        raise
+    except Exception as error:
+        RECONCILES.labels(kind, "failed").inc()
+        RECONCILE_ERRORS.labels(kind, type(error).__name__).inc()
+        raise
+    else:
+        RECONCILES.labels(kind, "success").inc()
+    finally:
+        RECONCILE_SECONDS.labels(kind).observe(time.perf_counter() - started)

@@ -1,0 +1,297 @@
+"""The ModelVersion lifecycle: Pending -> Verifying -> Ready | Failed, then Deprecated and
+Retired by the user's label.
+
+Deprecation and retirement are set by the user with the label
+``driftline.io/lifecycle: deprecated | retired`` (a label rather than a spec field because
+the spec is immutable, and a label lets `kubectl get mv -l driftline.io/lifecycle=retired`
+find them). Removing the label makes the version Ready again. Only a verified version
+changes phase this way; the label on an unverified one waits until it is verified.
+Deprecated versions still serve and can still be rolled out (with a warning); Retired
+versions are never rolled out anew, though a deployment already serving one keeps serving
+it until it is moved (production is never taken down by a label).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from driftline.api.modelversion import Signature
+from driftline.conditions import aggregate_ready, make_condition, set_conditions
+from driftline.reconcile.transitions import EventSpec
+
+LIFECYCLE_LABEL = "driftline.io/lifecycle"
+SERVABLE_PHASES = frozenset({"Ready", "Deprecated"})
+VERIFIED_PHASES = frozenset({"Ready", "Deprecated", "Retired"})
+JOB_CONTAINER = "verify"
+
+JobState = Literal["Missing", "Running", "Succeeded", "Failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobObservation:
+    state: JobState
+    # The verify container's termination message, when its pod has terminated.
+    message: str | None = None
+    # Why the Job failed, from its Failed condition (BackoffLimitExceeded, DeadlineExceeded).
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationResult:
+    ok: bool
+    reason: str
+    message: str
+    sha256: str | None = None
+    size_bytes: int | None = None
+    signature: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersionDecision:
+    status: dict[str, Any]
+    create_job: bool
+    events: list[EventSpec] = field(default_factory=list)
+
+
+def observe_job(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]]) -> JobObservation:
+    """Summarise the verification Job and its pods."""
+    if job is None:
+        return JobObservation("Missing")
+    message = termination_message(pods)
+    for condition in job.get("status", {}).get("conditions", []) or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Complete":
+            return JobObservation("Succeeded", message)
+        if condition.get("type") == "Failed":
+            return JobObservation("Failed", message, condition.get("reason") or "JobFailed")
+    status = job.get("status", {})
+    if status.get("succeeded"):
+        return JobObservation("Succeeded", message)
+    return JobObservation("Running", message)
+
+
+def termination_message(pods: Sequence[Mapping[str, Any]]) -> str | None:
+    """The newest terminated verify container's message (a retried Job has several pods)."""
+    found: list[tuple[str, str]] = []
+    for pod in pods:
+        for status in pod.get("status", {}).get("containerStatuses", []) or []:
+            if status.get("name") != JOB_CONTAINER:
+                continue
+            terminated = (status.get("state") or {}).get("terminated") or {}
+            if terminated.get("message"):
+                found.append((terminated.get("finishedAt") or "", terminated["message"]))
+    return max(found)[1] if found else None
+
+
+def parse_verification_message(text: str | None) -> VerificationResult | None:
+    """The JSON that driftline-verify writes; None when there is none or it is not ours."""
+    if not text:
+        return None
+    try:
+        data = json.loads(text.strip().splitlines()[-1] if text.strip() else text)
+    except (json.JSONDecodeError, IndexError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("ok"), bool):
+        return None
+    size = data.get("sizeBytes")
+    signature = data.get("signature")
+    return VerificationResult(
+        ok=data["ok"],
+        reason=str(data.get("reason") or ("Verified" if data["ok"] else "VerificationFailed")),
+        message=str(data.get("message") or ""),
+        sha256=data.get("sha256") if isinstance(data.get("sha256"), str) else None,
+        size_bytes=size if isinstance(size, int) and size >= 0 else None,
+        signature=signature if isinstance(signature, dict) else None,
+    )
+
+
+def lifecycle_phase(labels: Mapping[str, str] | None) -> Literal["Ready", "Deprecated", "Retired"]:
+    value = (labels or {}).get(LIFECYCLE_LABEL, "").strip().lower()
+    if value == "retired":
+        return "Retired"
+    if value == "deprecated":
+        return "Deprecated"
+    return "Ready"
+
+
+def is_servable(status: Mapping[str, Any] | None) -> bool:
+    return (status or {}).get("phase") in SERVABLE_PHASES
+
+
+def _valid_signature(signature: Mapping[str, Any]) -> bool:
+    try:
+        Signature.model_validate(signature)
+    except ValidationError:
+        return False
+    return True
+
+
+def _reason(text: str) -> str:
+    """A CamelCase reason from whatever the Job reported."""
+    cleaned = "".join(part[:1].upper() + part[1:] for part in text.replace("-", " ").split())
+    cleaned = "".join(c for c in cleaned if c.isalnum())
+    return cleaned if cleaned[:1].isalpha() else "VerificationFailed"
+
+
+def decide_model_version(
+    body: Mapping[str, Any],
+    job: JobObservation,
+    job_name: str,
+    *,
+    now: str,
+) -> ModelVersionDecision:
+    """The next status of a ModelVersion, and whether its verification Job must be created."""
+    metadata = body.get("metadata", {})
+    generation = metadata.get("generation")
+    spec = body.get("spec", {})
+    old = dict(body.get("status") or {})
+    old_phase = old.get("phase") or "Pending"
+    conditions = list(old.get("conditions") or [])
+    status: dict[str, Any] = {
+        key: value for key, value in old.items() if key not in ("conditions", "kopf")
+    }
+    status["observedGeneration"] = generation
+    create_job = False
+
+    def verified(
+        result_status: Literal["True", "False", "Unknown"], reason: str, message: str
+    ) -> dict[str, Any]:
+        return make_condition(
+            "Verified", result_status, reason, message, observed_generation=generation, now=now
+        )
+
+    updates: list[dict[str, Any]] = []
+    phase: str
+    if old_phase in VERIFIED_PHASES and old.get("digest"):
+        phase = lifecycle_phase(metadata.get("labels"))
+    elif old_phase == "Failed":
+        # The spec is immutable, so a failed verification stays failed: a fix is a new version.
+        phase = "Failed"
+    elif job.state in ("Missing", "Running"):
+        phase = "Verifying"
+        create_job = job.state == "Missing"
+        status["verificationJob"] = job_name
+        updates.append(verified("Unknown", "Verifying", f"verification Job {job_name} is running"))
+    else:
+        result = parse_verification_message(job.message)
+        expected = (spec.get("artifact") or {}).get("sha256")
+        if result is None:
+            phase = "Failed"
+            reason = _reason(job.failure_reason or "NoVerificationResult")
+            message = (
+                f"verification Job {job_name} failed ({job.failure_reason}) without a result"
+                if job.state == "Failed"
+                else f"verification Job {job_name} finished without a readable result"
+            )
+            updates.append(verified("False", reason, message))
+            status["message"] = message
+        elif not result.ok:
+            phase = "Failed"
+            updates.append(verified("False", _reason(result.reason), result.message))
+            status["message"] = result.message
+        elif result.signature is not None and not _valid_signature(result.signature):
+            phase = "Failed"
+            message = "verification reported a signature that is not a valid inputs/outputs list"
+            updates.append(verified("False", "InvalidVerificationResult", message))
+            status["message"] = message
+        elif result.sha256 != expected:
+            # Never trust a report that does not match the spec, whatever it says.
+            phase = "Failed"
+            message = f"verification reported digest {result.sha256}, spec expects {expected}"
+            updates.append(verified("False", "DigestMismatch", message))
+            status["message"] = message
+        else:
+            phase = lifecycle_phase(metadata.get("labels"))
+            status["digest"] = result.sha256
+            if result.size_bytes is not None:
+                status["sizeBytes"] = result.size_bytes
+            if result.signature is not None:
+                status["signature"] = result.signature
+            status["verifiedAt"] = now
+            updates.append(verified("True", "Verified", result.message or "artifact verified"))
+    status["phase"] = phase
+    if phase == "Ready":
+        status["message"] = "verified and servable"
+        updates.append(
+            make_condition(
+                "Servable", "True", "Active", "", observed_generation=generation, now=now
+            )
+        )
+    elif phase == "Deprecated":
+        status["message"] = "deprecated: still served where in use; move to a newer version"
+        updates.append(
+            make_condition(
+                "Servable",
+                "True",
+                "Deprecated",
+                status["message"],
+                observed_generation=generation,
+                now=now,
+            )
+        )
+    elif phase == "Retired":
+        status["message"] = "retired: never rolled out again"
+        updates.append(
+            make_condition(
+                "Servable",
+                "False",
+                "Retired",
+                status["message"],
+                observed_generation=generation,
+                now=now,
+            )
+        )
+    elif phase == "Verifying":
+        status["message"] = f"verifying in Job {job_name}"
+        updates.append(
+            make_condition(
+                "Servable",
+                "False",
+                "NotVerified",
+                "verification has not finished",
+                observed_generation=generation,
+                now=now,
+            )
+        )
+    else:
+        updates.append(
+            make_condition(
+                "Servable",
+                "False",
+                "VerificationFailed",
+                status.get("message", ""),
+                observed_generation=generation,
+                now=now,
+            )
+        )
+    conditions = set_conditions(conditions, updates)
+    ready = aggregate_ready(
+        conditions, ["Verified", "Servable"], observed_generation=generation, now=now
+    )
+    conditions = set_conditions(conditions, [ready])
+    status["conditions"] = conditions
+    events: list[EventSpec] = []
+    if phase != old_phase or not old:
+        warning = phase in ("Failed", "Retired")
+        events.append(
+            EventSpec(
+                "Warning" if warning else "Normal",
+                phase if phase != "Ready" else "Verified",
+                f"phase {old_phase} -> {phase}: {status.get('message', '')}",
+            )
+        )
+    return ModelVersionDecision(status=status, create_job=create_job, events=events)
+
+
+def deletion_blockers(name: str, users: Sequence[str]) -> str | None:
+    """Why a ModelVersion may not be deleted yet, or None when it may."""
+    if not users:
+        return None
+    listed = ", ".join(sorted(users)[:10]) + (" ..." if len(users) > 10 else "")
+    return f"ModelVersion {name} is still used by ModelDeployment(s): {listed}"

@@ -1,0 +1,216 @@
+"""Reading data files in chunks: CSV and Parquet through pyarrow, NPZ through numpy.
+
+Each reader yields `{column name: numpy array}` chunks of at most `chunk_rows` rows, so
+a profile of a file larger than memory is built in bounded memory. String columns come
+back as fixed-width unicode arrays (missing values as ""), numbers as float64 or int64
+(missing numbers as NaN).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+from numpy.typing import NDArray
+
+Chunk = dict[str, NDArray[Any]]
+
+DEFAULT_CHUNK_ROWS = 65536
+FORMATS = ("csv", "parquet", "npz")
+
+
+class ReadError(ValueError):
+    """A data file that cannot be read."""
+
+
+def detect_format(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix in ("csv", "txt"):
+        return "csv"
+    if suffix in ("parquet", "pq"):
+        return "parquet"
+    if suffix == "npz":
+        return "npz"
+    raise ReadError(f"{path}: unknown data format {suffix!r} (expected .csv, .parquet or .npz)")
+
+
+def count_rows(path: str | Path, file_format: str | None = None) -> int | None:
+    """Rows in the file when that is cheap to know (Parquet, NPZ); None for CSV."""
+    file_format = file_format or detect_format(path)
+    try:
+        if file_format == "parquet":
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        if file_format == "npz":
+            with zipfile.ZipFile(path) as archive:
+                members = [n for n in archive.namelist() if n.endswith(".npy")]
+                if not members:
+                    return 0
+                with archive.open(members[0]) as stream:
+                    shape, _ = _npy_header(stream, members[0], path)
+                    return shape[0] if shape else 1
+    except (OSError, ValueError, pa.ArrowException, zipfile.BadZipFile):
+        return None
+    return None
+
+
+def read_chunks(
+    path: str | Path,
+    columns: list[str] | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    file_format: str | None = None,
+    text_types: dict[str, str] | None = None,
+) -> Iterator[Chunk]:
+    """Chunks of the file. `text_types` (column -> "numeric" or "categorical") fixes
+    the types of CSV columns, which a streaming reader otherwise infers from the first
+    block alone (an integer-looking first block would make a later "1.5" an error)."""
+    file_format = file_format or detect_format(path)
+    if not Path(path).exists():
+        raise ReadError(f"{path}: no such file")
+    if file_format == "csv":
+        return _csv_chunks(path, columns, chunk_rows, text_types or {})
+    if file_format == "parquet":
+        return _parquet_chunks(path, columns, chunk_rows)
+    if file_format == "npz":
+        return _npz_chunks(path, columns, chunk_rows)
+    raise ReadError(f"unknown data format {file_format!r} (expected one of {', '.join(FORMATS)})")
+
+
+def read_all(
+    path: str | Path, columns: list[str] | None = None, file_format: str | None = None
+) -> Chunk:
+    """The whole file as one chunk: for windows, which are small."""
+    parts: dict[str, list[NDArray[Any]]] = {}
+    for chunk in read_chunks(path, columns, DEFAULT_CHUNK_ROWS, file_format):
+        for name, values in chunk.items():
+            parts.setdefault(name, []).append(values)
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def _column_to_numpy(column: pa.Array | pa.ChunkedArray) -> NDArray[Any]:
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        filled = pc.fill_null(column, "")
+        return np.asarray(filled.to_numpy(zero_copy_only=False).astype(str))
+    if pa.types.is_dictionary(column.type):
+        return _column_to_numpy(pc.cast(column, pa.string()))
+    if pa.types.is_boolean(column.type):
+        return np.asarray(column.to_numpy(zero_copy_only=False)).astype(np.int64)
+    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        if column.null_count:
+            return np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False))
+        return np.asarray(column.to_numpy(zero_copy_only=False))
+    return np.asarray(pc.cast(column, pa.string()).to_numpy(zero_copy_only=False).astype(str))
+
+
+def _select(table_columns: list[str], wanted: list[str] | None, path: str | Path) -> list[str]:
+    if wanted is None:
+        return table_columns
+    missing = [name for name in wanted if name not in table_columns]
+    if missing:
+        raise ReadError(f"{path}: no column named {', '.join(missing)}")
+    return wanted
+
+
+def _csv_chunks(
+    path: str | Path, columns: list[str] | None, chunk_rows: int, text_types: dict[str, str]
+) -> Iterator[Chunk]:
+    arrow_types = {
+        name: pa.float64() if kind == "numeric" else pa.string()
+        for name, kind in text_types.items()
+    }
+
+    def open_reader(include: list[str]) -> pcsv.CSVStreamingReader:
+        try:
+            return pcsv.open_csv(
+                path,
+                read_options=pcsv.ReadOptions(block_size=1 << 22),
+                convert_options=pcsv.ConvertOptions(
+                    strings_can_be_null=False,
+                    include_columns=include,
+                    column_types={k: v for k, v in arrow_types.items() if k in include},
+                ),
+            )
+        except (pa.ArrowException, OSError) as error:
+            raise ReadError(f"{path}: cannot read CSV ({error})") from None
+
+    reader = open_reader([])
+    names = _select(reader.schema.names, columns, path)
+    if columns is not None:
+        # only the wanted columns are parsed
+        reader = open_reader(names)
+    types = {field.name: field.type for field in reader.schema}
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as error:
+            # a value that does not fit its column's type (given or inferred)
+            raise ReadError(f"{path}: CSV value does not fit its column ({error})") from None
+        for start in range(0, batch.num_rows, chunk_rows):
+            part = batch.slice(start, chunk_rows)
+            yield {name: _column_to_numpy(part.column(name).cast(types[name])) for name in names}
+
+
+def _parquet_chunks(
+    path: str | Path, columns: list[str] | None, chunk_rows: int
+) -> Iterator[Chunk]:
+    try:
+        # no pre-buffering: with it, pyarrow keeps every row group it has read (1 GB for
+        # a 1M x 100 file); without it, memory stays at one row group
+        parquet = pq.ParquetFile(path, pre_buffer=False)
+    except (pa.ArrowException, OSError) as error:
+        raise ReadError(f"{path}: cannot read Parquet ({error})") from None
+    names = _select(parquet.schema_arrow.names, columns, path)
+    for batch in parquet.iter_batches(batch_size=chunk_rows, columns=names):
+        yield {name: _column_to_numpy(batch.column(name)) for name in names}
+
+
+def _npz_chunks(path: str | Path, columns: list[str] | None, chunk_rows: int) -> Iterator[Chunk]:
+    """Stream every member in step: each is a 1-D .npy read sequentially from the zip
+    (stored or deflated), so only one chunk of each array is in memory at a time."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as error:
+        raise ReadError(f"{path}: cannot read NPZ ({error})") from None
+    with archive:
+        members = {n[: -len(".npy")]: n for n in archive.namelist() if n.endswith(".npy")}
+        names = _select(list(members), columns, path)
+        streams = []
+        lengths: dict[str, int] = {}
+        for name in names:
+            stream = archive.open(members[name])
+            shape, dtype = _npy_header(stream, name, path)
+            lengths[name] = shape[0] if shape else 1
+            streams.append((name, stream, dtype))
+        if len(set(lengths.values())) > 1:
+            raise ReadError(f"{path}: arrays differ in length: {lengths}")
+        total = next(iter(lengths.values()), 0)
+        for start in range(0, total, chunk_rows):
+            rows = min(chunk_rows, total - start)
+            yield {
+                name: np.frombuffer(stream.read(rows * dtype.itemsize), dtype=dtype, count=rows)
+                for name, stream, dtype in streams
+            }
+
+
+def _npy_header(stream: Any, name: str, path: str | Path) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+        else:
+            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+    except ValueError as error:
+        raise ReadError(f"{path}: array {name!r} is not a .npy array ({error})") from None
+    if dtype.hasobject:
+        raise ReadError(f"{path}: array {name!r} holds Python objects, which are never loaded")
+    if len(shape) > 1 and int(np.prod(shape[1:])) != 1:
+        raise ReadError(f"{path}: array {name!r} has shape {shape}; one 1-D array per feature")
+    return tuple(int(s) for s in shape), dtype

@@ -1,0 +1,228 @@
+"""`driftline profile` and `driftline drift evaluate` on real files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from driftline.cli import main
+
+from .conftest import SCHEMA, draw
+
+
+def write(path, data: dict, file_format: str) -> None:
+    if file_format == "npz":
+        np.savez(path, **data)
+        return
+    table = pa.table({name: pa.array(values) for name, values in data.items()})
+    if file_format == "csv":
+        pcsv.write_csv(table, path)
+    else:
+        pq.write_table(table, path)
+
+
+@pytest.fixture()
+def schema_file(tmp_path):
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(SCHEMA.to_list()))
+    return path
+
+
+@pytest.mark.parametrize("file_format", ["csv", "parquet", "npz"])
+def test_profile_then_evaluate(tmp_path, schema_file, file_format):
+    rng = np.random.default_rng(42)
+    data_path = tmp_path / f"train.{file_format}"
+    write(data_path, draw(rng, 5000), file_format)
+    profile_path = tmp_path / "ref.npz"
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        [
+            "profile",
+            str(data_path),
+            "--schema",
+            str(schema_file),
+            "-o",
+            str(profile_path),
+            "--chunk-rows",
+            "1000",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    digest = hashlib.sha256(profile_path.read_bytes()).hexdigest()
+    assert f"sha256:{digest}" in result.stdout
+
+    window_path = tmp_path / f"window.{file_format}"
+    write(window_path, draw(rng, 800, shift=1.0), file_format)
+    table = runner.invoke(
+        main, ["drift", "evaluate", "--profile", str(profile_path), str(window_path)]
+    )
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:3] == ["feature", "type", "test"]
+    normal_row = next(line for line in lines if line.startswith("normal "))
+    assert "DRIFT" in normal_row
+    assert "dataset: DRIFTED" in table.stdout
+
+    as_json = runner.invoke(
+        main, ["drift", "evaluate", "--profile", str(profile_path), str(window_path), "--json"]
+    )
+    assert as_json.exit_code == 0, as_json.output
+    report = json.loads(as_json.stdout)
+    assert report["drifted"] is True
+    assert report["severity"] in ("Low", "Medium", "High")
+    features = {f["feature"]: f for f in report["features"]}
+    assert features["normal"]["drifted"] and features["normal"]["test"] == "KolmogorovSmirnov"
+    assert not features["discrete"]["drifted"]
+
+
+def test_same_profile_from_every_format(tmp_path, schema_file):
+    data = draw(np.random.default_rng(5), 3000)
+    digests = set()
+    for file_format in ("csv", "parquet", "npz"):
+        path = tmp_path / f"d.{file_format}"
+        write(path, data, file_format)
+        out = tmp_path / f"{file_format}.npz"
+        result = CliRunner().invoke(
+            main, ["profile", str(path), "--schema", str(schema_file), "-o", str(out), "--quiet"]
+        )
+        assert result.exit_code == 0, result.output
+        digests.add(result.stdout.strip())
+    assert len(digests) == 1  # CSV's text round trip of float64 is exact
+
+
+def test_fail_on_drift_exit_status(tmp_path, schema_file):
+    rng = np.random.default_rng(6)
+    write(tmp_path / "t.npz", draw(rng, 3000), "npz")
+    write(tmp_path / "w.npz", draw(rng, 500, shift=2.0), "npz")
+    runner = CliRunner()
+    runner.invoke(
+        main,
+        [
+            "profile",
+            str(tmp_path / "t.npz"),
+            "--schema",
+            str(schema_file),
+            "-o",
+            str(tmp_path / "p.npz"),
+        ],
+    )
+    result = runner.invoke(
+        main,
+        [
+            "drift",
+            "evaluate",
+            "--profile",
+            str(tmp_path / "p.npz"),
+            str(tmp_path / "w.npz"),
+            "--fail-on-drift",
+        ],
+    )
+    assert result.exit_code == 3
+
+
+def test_invalid_window_values_are_reported_not_fatal(tmp_path, schema_file):
+    rng = np.random.default_rng(7)
+    write(tmp_path / "t.csv", draw(rng, 3000), "csv")
+    runner = CliRunner()
+    runner.invoke(
+        main,
+        [
+            "profile",
+            str(tmp_path / "t.csv"),
+            "--schema",
+            str(schema_file),
+            "-o",
+            str(tmp_path / "p.npz"),
+        ],
+    )
+    window = draw(rng, 300)
+    lines = ["normal,skewed,bimodal,discrete,colour,size"]
+    for i in range(300):
+        normal = "oops" if i < 5 else ("nan" if i < 9 else str(float(window["normal"][i])))
+        lines.append(
+            f"{normal},{window['skewed'][i]},{window['bimodal'][i]},{window['discrete'][i]},{window['colour'][i] if i > 3 else ''},{window['size'][i]}"
+        )
+    (tmp_path / "w.csv").write_text("\n".join(lines) + "\n")
+    result = runner.invoke(
+        main,
+        [
+            "drift",
+            "evaluate",
+            "--profile",
+            str(tmp_path / "p.npz"),
+            str(tmp_path / "w.csv"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    features = {f["feature"]: f for f in json.loads(result.stdout)["features"]}
+    assert features["normal"]["invalid"]["unparseable"] == 5
+    assert features["normal"]["invalid"]["nan"] == 4
+    assert features["colour"]["invalid"]["nan"] == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["profile", "{data}", "--schema", "{bad_schema}", "-o", "{out}"],
+            "expected 'numeric' or 'categorical'",
+        ),
+        (["profile", "{missing}", "--schema", "{schema}", "-o", "{out}"], "no such file"),
+        (["profile", "{data_txt}", "--schema", "{schema}", "-o", "{out}"], "no column named"),
+        (["profile", "{data_xyz}", "--schema", "{schema}", "-o", "{out}"], "unknown data format"),
+        (["drift", "evaluate", "--profile", "{schema}", "{data}"], "not a driftline profile"),
+    ],
+)
+def test_errors_are_clear_and_change_nothing(tmp_path, schema_file, args, message):
+    (tmp_path / "bad.json").write_text('[{"name": "x", "type": "text"}]')
+    write(tmp_path / "d.npz", draw(np.random.default_rng(1), 200), "npz")
+    (tmp_path / "d.txt").write_text("a,b\n1,2\n")
+    (tmp_path / "d.xyz").write_text("")
+    paths = {
+        "data": tmp_path / "d.npz",
+        "bad_schema": tmp_path / "bad.json",
+        "schema": schema_file,
+        "out": tmp_path / "out.npz",
+        "missing": tmp_path / "missing.csv",
+        "data_txt": tmp_path / "d.txt",
+        "data_xyz": tmp_path / "d.xyz",
+    }
+    result = CliRunner().invoke(main, [a.format(**paths) for a in args])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_csv_types_come_from_the_schema_not_the_first_block(tmp_path):
+    schema = tmp_path / "s.json"
+    schema.write_text('[{"name": "x", "type": "numeric"}, {"name": "c", "type": "categorical"}]')
+    rows = ["x,c"] + [f"{i},{i % 3}" for i in range(3000)] + [f"{i}.5,k{i}" for i in range(3000)]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    result = CliRunner().invoke(
+        main,
+        [
+            "profile",
+            str(tmp_path / "d.csv"),
+            "--schema",
+            str(schema),
+            "-o",
+            str(tmp_path / "p.npz"),
+            "--chunk-rows",
+            "500",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    from driftline_serving.drift import load_profile
+
+    profile = load_profile(tmp_path / "p.npz")
+    assert profile.numeric["x"].sample.count == 6000
+    assert "0" in profile.categorical["c"].index and "k1" in profile.categorical["c"].index

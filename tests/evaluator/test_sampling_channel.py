@@ -1,0 +1,108 @@
+"""The sampler and the receiver over a real Unix socket."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+from driftline_serving.evaluator.receiver import SampleReceiver
+from driftline_serving.sampling.codec import Feedback, Message, SampleBatch
+from driftline_serving.sampling.sampler import Sampler
+from driftline_serving.server.observers import InferenceRecord
+
+
+def record(i: int, rows: int = 1) -> InferenceRecord:
+    return InferenceRecord(
+        request_id=f"req-{i}",
+        model_name="m",
+        model_version="v1",
+        inputs={"x": np.full((rows, 4), i, dtype=np.float32)},
+        outputs={"y": np.full((rows, 2), -i, dtype=np.float32)},
+        received_at_unix_s=time.time(),
+        duration_s=0.001,
+    )
+
+
+async def wait_for(predicate, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_every_sampled_row_arrives_in_order(tmp_path: Path) -> None:
+    received: list[Message] = []
+    address = f"unix://{tmp_path}/samples.sock"
+    receiver = SampleReceiver(address, received.append)
+    await receiver.start()
+    sampler = Sampler(address, rate=1.0, flush_interval_s=0.01).start()
+    try:
+        for i in range(500):
+            sampler.observe(record(i))
+        sampler.observe(record(1000, rows=3))
+        sampler.feedback(["req-1", "req-1000:2"], [1, 0])
+        batches = lambda: [m for m in received if isinstance(m, SampleBatch)]  # noqa: E731
+        await wait_for(lambda: sum(b.rows for b in batches()) == 503)
+        await wait_for(lambda: any(isinstance(m, Feedback) for m in received))
+    finally:
+        sampler.close()
+        await receiver.close()
+    ids = [r for b in batches() for r in b.request_ids]
+    assert ids[:500] == [f"req-{i}" for i in range(500)]
+    assert ids[500:] == ["req-1000:0", "req-1000:1", "req-1000:2"]
+    inputs = np.concatenate([b.inputs["x"] for b in batches()])
+    assert np.array_equal(inputs[:500, 0], np.arange(500, dtype=np.float32))
+    assert sampler.stats.shipped_rows == 503 and sampler.stats.dropped_queue_full == 0
+    assert next(m for m in received if isinstance(m, Feedback)) == Feedback(
+        ["req-1", "req-1000:2"], [1, 0]
+    )
+
+
+async def test_rate_is_respected() -> None:
+    sampler = Sampler("unix:///nonexistent/socket", rate=0.1, rng=random.Random(7))
+    for i in range(10_000):
+        if sampler.wants():  # as the server does
+            sampler.observe(record(i))
+    assert 850 <= sampler.stats.sampled_rows <= 1150
+    assert not Sampler("unix:///x", rate=0.0).wants() and Sampler("unix:///x", rate=1.0).wants()
+
+
+async def test_full_queue_drops_and_counts_without_blocking() -> None:
+    sampler = Sampler("unix:///nonexistent/socket", rate=1.0, queue_rows=100)
+    for i in range(250):
+        sampler.observe(record(i))
+    assert sampler.stats.sampled_rows == 100 and sampler.stats.dropped_queue_full == 150
+
+
+async def test_missing_sidecar_drops_and_counts(tmp_path: Path) -> None:
+    sampler = Sampler(f"unix://{tmp_path}/absent.sock", rate=1.0, flush_interval_s=0.01).start()
+    try:
+        for i in range(20):
+            sampler.observe(record(i))
+        await wait_for(lambda: sampler.stats.dropped_unsent == 20)
+        assert sampler.stats.connect_failures >= 1
+    finally:
+        sampler.close()
+
+
+async def test_bad_frame_is_counted_and_receiver_keeps_serving(tmp_path: Path) -> None:
+    received: list[Message] = []
+    path = tmp_path / "s.sock"
+    receiver = SampleReceiver(f"unix://{path}", received.append)
+    await receiver.start()
+    try:
+        _reader, writer = await asyncio.open_unix_connection(str(path))
+        writer.write(b"GARBAGE!" + b"\0" * 32)
+        await writer.drain()
+        await wait_for(lambda: receiver.stats.bad_frames == 1)
+        writer.close()
+        sampler = Sampler(f"unix://{path}", rate=1.0, flush_interval_s=0.01).start()
+        sampler.observe(record(1))
+        await wait_for(lambda: len(received) == 1)
+        sampler.close()
+    finally:
+        await receiver.close()

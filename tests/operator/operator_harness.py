@@ -1,0 +1,246 @@
+"""Helpers for running the real operator, in a subprocess, against the local Kubernetes API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+
+from driftline.apiserver.testing import RunningApiServer
+from driftline_serving import testing_models
+from driftline_serving.verify import main as verify_main
+
+REPO = Path(__file__).resolve().parents[2]
+NAMESPACE = "ml"
+GROUP, VERSION = "driftline.io", "v1alpha1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll `check` until it returns something truthy; fail with the last value at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except kubernetes.client.ApiException as error:
+            last = error
+        else:
+            if last:
+                return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+class OperatorProcess:
+    """`python -m driftline.operator` with the test's kubeconfig; killable and restartable."""
+
+    def __init__(self, kubeconfig: Path, log_dir: Path, extra_env: dict[str, str] | None = None):
+        self.kubeconfig = kubeconfig
+        self.log_dir = log_dir
+        self.extra_env = extra_env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.metrics_port = 0
+        self.liveness_port = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"operator-{self.starts}.log"
+
+    def start(self) -> None:
+        self.starts += 1
+        self.metrics_port, self.liveness_port = free_port(), free_port()
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "DRIFTLINE_DELETION_RECHECK_SECONDS": "0.5",
+            **self.extra_env,
+        }
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "driftline.operator",
+                    "--bind",
+                    "127.0.0.1",
+                    "--metrics-port",
+                    str(self.metrics_port),
+                    "--liveness-port",
+                    str(self.liveness_port),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as when a node dies under the operator."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as r:
+            return r.read().decode()
+
+    def healthz(self) -> int:
+        url = f"http://127.0.0.1:{self.liveness_port}/healthz"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+
+    def log(self) -> str:
+        return "\n".join(
+            (self.log_dir / f"operator-{i}.log").read_text(errors="replace")
+            for i in range(1, self.starts + 1)
+        )
+
+
+class Cluster:
+    """Typed helpers over the `kubernetes` client for the tests."""
+
+    def __init__(self, api: RunningApiServer):
+        self.api = api
+        client = api.api_client()
+        self.custom = kubernetes.client.CustomObjectsApi(client)
+        self.core = kubernetes.client.CoreV1Api(client)
+        self.apps = kubernetes.client.AppsV1Api(client)
+        self.rbac = kubernetes.client.RbacAuthorizationV1Api(client)
+        self.autoscaling = kubernetes.client.AutoscalingV2Api(client)
+        self.policy = kubernetes.client.PolicyV1Api(client)
+        self.batch = kubernetes.client.BatchV1Api(client)
+
+    def create(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, body)
+
+    def get(self, plural: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, name)
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def patch(self, plural: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, NAMESPACE, plural, name, patch
+        )
+
+    def delete(self, plural: str, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, name)
+
+    def status(self, plural: str, name: str) -> dict[str, Any]:
+        obj = self.get(plural, name) or {}
+        return obj.get("status") or {}
+
+    def condition(self, plural: str, name: str, type_: str) -> tuple[str, str] | None:
+        for condition in self.status(plural, name).get("conditions") or []:
+            if condition["type"] == type_:
+                return condition["status"], condition["reason"]
+        return None
+
+    def deployments(self) -> list[Any]:
+        return self.apps.list_namespaced_deployment(NAMESPACE).items
+
+    def events_for(self, name: str) -> list[Any]:
+        return [
+            e
+            for e in self.core.list_namespaced_event(NAMESPACE).items
+            if e.involved_object and e.involved_object.name == name
+        ]
+
+    def set_job_outcome(self, job_name: str, *, succeed: bool, message: str, delay: float = 0.0):
+        self.api.call(
+            lambda: self.api.controllers.jobs.set_outcome(
+                job_name, succeed=succeed, message=message, delay=delay
+            )
+        )
+
+
+class ModelFile:
+    """A real ONNX model on disk and what driftline-verify says about it."""
+
+    def __init__(self, directory: Path, seed: int = 7):
+        self.path = directory / f"mlp-{seed}.onnx"
+        self.sha256 = testing_models.save(testing_models.classifier_mlp(seed), self.path)
+
+    def verification_message(self, tmp_dir: Path, sha256: str | None = None) -> tuple[bool, str]:
+        """Run the real driftline-verify; its termination message is what the Job reports."""
+        log = tmp_dir / f"termination-{sha256 or self.sha256}"
+        code = verify_main(
+            [
+                "--model-uri",
+                str(self.path),
+                "--sha256",
+                sha256 or self.sha256,
+                "--termination-log",
+                str(log),
+                "--artifact-dir",
+                str(tmp_dir / "artifacts"),
+            ]
+        )
+        return code == 0, log.read_text()
+
+
+def model_version(
+    name: str, model: ModelFile, *, sha256: str | None = None, version: str = "1.0.0"
+):
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelVersion",
+        "metadata": {"name": name},
+        "spec": {
+            "model": "churn",
+            "version": version,
+            "artifact": {"uri": f"file://{model.path}", "sha256": sha256 or model.sha256},
+        },
+    }
+
+
+def model_deployment(name: str, version: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "modelVersion": version,
+            **({} if "autoscaling" in spec else {"replicas": 2}),
+            **spec,
+        },
+    }
+
+
+def verified_version(cluster: Cluster, tmp_path: Path, name: str, model: ModelFile, **kw: Any):
+    """Create a ModelVersion whose verification Job reports what driftline-verify says."""
+    body = model_version(name, model, **kw)
+    ok, message = model.verification_message(tmp_path, body["spec"]["artifact"]["sha256"])
+    cluster.set_job_outcome(f"{name}-verify", succeed=ok, message=message)
+    return cluster.create("modelversions", body)
