@@ -8,12 +8,13 @@ chi-square and tabular detectors do not need.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-VENVS_ROOT = REPO_ROOT / ".bench-venvs"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from peer_venvs import REPO_ROOT, PeerVenvs
+
+__all__ = ["REPO_ROOT", "ensure_venv", "installed_version", "venv_python"]
 
 PEER_REQUIREMENTS: dict[str, list[str]] = {
     "drift-evidently": ["evidently==0.7.23", "pandas<3", "pyarrow"],
@@ -26,39 +27,10 @@ PEER_DISTRIBUTION: dict[str, str] = {
 }
 
 
-def venv_python(name: str) -> Path:
-    return VENVS_ROOT / name / "bin" / "python"
-
-
-def ensure_venv(name: str) -> Path:
-    """Create the named peer environment once; a marker file records a finished install."""
-    requirements = PEER_REQUIREMENTS[name]
-    venv_dir = VENVS_ROOT / name
-    marker = venv_dir / ".driftline-bench-installed"
-    wanted = "\n".join(requirements)
-    if marker.exists() and marker.read_text() == wanted:
-        return venv_python(name)
-    print(f"[bench] creating {venv_dir} with {' '.join(requirements)}", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv_dir)], check=True)
-    pip = [str(venv_python(name)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, *requirements], check=True)
-    marker.write_text(wanted)
-    return venv_python(name)
-
-
-def installed_version(name: str, distribution: str) -> str:
-    result = subprocess.run(
-        [
-            str(venv_python(name)),
-            "-c",
-            f"import importlib.metadata as m; print(m.version({distribution!r}))",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return result.stdout.strip() or "unknown"
+PEERS = PeerVenvs(PEER_REQUIREMENTS)
+venv_python = PEERS.venv_python
+ensure_venv = PEERS.ensure_venv
+installed_version = PEERS.installed_version
 
 
 if __name__ == "__main__":

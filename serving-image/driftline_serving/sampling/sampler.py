@@ -68,20 +68,24 @@ def batch_from_records(records: list[InferenceRecord]) -> list[SampleBatch]:
         by_version.setdefault(record.model_version, []).append(record)
     batches = []
     for version, group in by_version.items():
-        request_ids: list[str] = []
-        received: list[np.ndarray] = []
-        for record in group:
-            rows = _rows(record)
-            if rows == 1:
-                request_ids.append(record.request_id)
-            else:
-                request_ids.extend(f"{record.request_id}:{i}" for i in range(rows))
-            received.append(np.full(rows, record.received_at_unix_s, dtype=np.float64))
+        rows = np.fromiter((_rows(r) for r in group), dtype=np.int64, count=len(group))
+        received = np.fromiter(
+            (r.received_at_unix_s for r in group), dtype=np.float64, count=len(group)
+        )
+        if bool((rows == 1).all()):  # the usual case: one row per request
+            request_ids = [r.request_id for r in group]
+        else:
+            request_ids = [
+                r.request_id if n == 1 else f"{r.request_id}:{i}"
+                for r, n in zip(group, rows.tolist(), strict=True)
+                for i in range(n)
+            ]
+            received = np.repeat(received, rows)
         batches.append(
             SampleBatch(
                 model_version=version,
                 request_ids=request_ids,
-                received_at=np.concatenate(received),
+                received_at=received,
                 inputs={n: np.concatenate([r.inputs[n] for r in group]) for n in group[0].inputs},
                 outputs={
                     n: np.concatenate([r.outputs[n] for r in group]) for n in group[0].outputs

@@ -17,7 +17,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs 2 us more per sampled request
 class InferenceRecord:
     request_id: str
     model_name: str
