@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import re
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -200,7 +201,8 @@ async def test_observers_get_each_inference_after_the_response_and_failures_are_
         first.outputs["probabilities"].ravel(), answer["outputs"][0]["data"], rtol=1e-6
     )
     assert first.duration_s > 0
-    assert len(second.request_id) == 32  # generated when the client sent none
+    # generated when the client sent none: a per-process prefix and a counter
+    assert re.fullmatch(r"[0-9a-f]{12}-\d+", second.request_id)
 
 
 async def test_head_and_health_endpoints(server):
