@@ -11,6 +11,11 @@ starts a server and, except for "off", a `driftline-evaluator` on a Unix socket,
 pod. wrk drives batch-1 requests at concurrency 64 (and 8). Settings are interleaved
 round by round, so that other load on the machine falls on all of them alike; the table
 shows the median of the rounds. Target: at most 5% throughput loss at 100% sampling.
+
+With `--pin` (the default on 2 or more CPUs) every server runs on CPU 0 with one
+onnxruntime thread, and wrk and the sidecars on the other CPUs: the server's cost is
+then measured without it competing with the load generator or its own sidecar, as in a
+pod whose sidecar has a CPU request of its own.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from driftline_serving.testing_models import MLP_INPUTS, classifier_mlp, save
 SETTINGS = {"off": None, "0%": 0.0, "10%": 0.1, "100%": 1.0}
 CONCURRENCIES = (64, 8)  # batch 1: where per-request overhead shows most
 BIN = REPO_ROOT / ".venv" / "bin"
+OTHER_CPUS = ",".join(str(c) for c in range(1, max(os.cpu_count() or 2, 2)))
 
 
 def start_apiserver(work: Path) -> tuple[subprocess.Popen[bytes], Path]:
@@ -108,8 +114,11 @@ class Pod:
         model: tuple[Path, str],
         profile: tuple[Path, str],
         kubeconfig: Path,
+        pin: bool,
     ) -> None:
         self.label = label
+        server_cpu = ["taskset", "-c", "0"] if pin else []
+        sidecar_cpus = ["taskset", "-c", OTHER_CPUS] if pin else []
         socket_address = f"unix://{work}/{label.strip('%')}.sock"
         flags = []
         self.evaluator: subprocess.Popen[bytes] | None = None
@@ -117,6 +126,7 @@ class Pod:
             flags = ["--drift-sample-socket", socket_address, "--drift-sampling-rate", str(rate)]
             self.evaluator = subprocess.Popen(
                 [
+                    *sidecar_cpus,
                     str(BIN / "driftline-evaluator"),
                     "--policy",
                     "mlp-drift",
@@ -149,7 +159,9 @@ class Pod:
         self.server = Server(
             f"driftline-{label.strip('%')}",
             [
+                *server_cpu,
                 str(BIN / "driftline-serve"),
+                *(["--intra-op-threads", "1"] if pin else []),
                 "--model-name",
                 MODEL_NAME,
                 "--model-uri",
@@ -189,7 +201,16 @@ def main() -> int:
     parser.add_argument(
         "--output", type=Path, default=REPO_ROOT / "bench" / "results" / "sampling.md"
     )
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=(os.cpu_count() or 1) >= 2,
+        help="servers on CPU 0, load generator and sidecars on the others",
+    )
     args = parser.parse_args()
+    args.machine = machine_description()  # before pinning narrows what nproc sees
+    if args.pin:
+        os.sched_setaffinity(0, {int(c) for c in OTHER_CPUS.split(",")})  # wrk inherits it
     wrk = ensure_wrk()
     with tempfile.TemporaryDirectory(prefix="driftline-sampling-") as scratch:
         work = Path(scratch)
@@ -204,7 +225,7 @@ def main() -> int:
         evaluator_cpu: dict[str, float] = {}
         try:
             for label, rate in SETTINGS.items():
-                pods[label] = Pod(label, rate, work, model, profile, kubeconfig)
+                pods[label] = Pod(label, rate, work, model, profile, kubeconfig, args.pin)
             for pod in pods.values():
                 run_wrk(wrk, pod.server, body, 8, 1)  # warm-up
             for concurrency in CONCURRENCIES:
@@ -241,8 +262,11 @@ def render(
 ) -> str:
     lines = [
         f"Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
-        f"Machine: {machine_description()}, load average at end {os.getloadavg()}",
+        f"Machine: {args.machine}, load average at end {os.getloadavg()}",
         f"Load: wrk, batch 1, {args.duration:g} s per measurement, median of {args.rounds} interleaved rounds",
+        "Pinned: servers on CPU 0 (1 onnxruntime thread), wrk and sidecars on the others"
+        if args.pin
+        else "Not pinned: servers, wrk and sidecars share all CPUs",
         "",
         "| concurrency | sampling | req/s | vs off | p50 ms | p99 ms | server CPU ms/req | errors |",
         "|---|---|---|---|---|---|---|---|",
