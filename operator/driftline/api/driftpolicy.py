@@ -16,10 +16,9 @@ from driftline.api.common import (
     ResourceModel,
     cel,
 )
+from driftline.vocabulary import CATEGORICAL_TESTS, NUMERIC_TESTS, Correction, Severity, TestName
 
 # The string values are the drift engine's own (driftline_serving.drift); they pass through unchanged.
-NUMERIC_TESTS = ("KolmogorovSmirnov", "PSI", "JensenShannon", "Wasserstein")
-CATEGORICAL_TESTS = ("ChiSquare", "PSI", "JensenShannon")
 SUPPORTED_TARGET_KINDS = ("ModelDeployment",)
 
 
@@ -27,25 +26,7 @@ def _string_list_in(values: tuple[str, ...]) -> str:
     return "[" + ", ".join(f"'{v}'" for v in values) + "]"
 
 
-class DriftTest(StrEnum):
-    KOLMOGOROV_SMIRNOV = "KolmogorovSmirnov"
-    CHI_SQUARE = "ChiSquare"
-    PSI = "PSI"
-    JENSEN_SHANNON = "JensenShannon"
-    WASSERSTEIN = "Wasserstein"
-
-
-class Correction(StrEnum):
-    BONFERRONI = "Bonferroni"
-    BENJAMINI_HOCHBERG = "BenjaminiHochberg"
-    NONE = "None"
-
-
-class Severity(StrEnum):
-    NONE = "None"
-    LOW = "Low"
-    MEDIUM = "Medium"
-    HIGH = "High"
+DriftTest = TestName  # the resource's name for the engine's tests
 
 
 class ActionType(StrEnum):

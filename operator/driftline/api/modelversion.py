@@ -18,6 +18,7 @@ from driftline.api.common import (
     SecretReference,
     cel,
 )
+from driftline.vocabulary import FeatureType
 
 SHA256_RULE = cel(
     "self.matches('^[0-9a-f]{64}$')",
@@ -33,11 +34,6 @@ class ModelVersionPhase(StrEnum):
     FAILED = "Failed"
     DEPRECATED = "Deprecated"
     RETIRED = "Retired"
-
-
-class FeatureType(StrEnum):
-    NUMERIC = "numeric"
-    CATEGORICAL = "categorical"
 
 
 class Artifact(ApiModel):

@@ -9,54 +9,32 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-
-class FeatureType(StrEnum):
-    NUMERIC = "numeric"
-    CATEGORICAL = "categorical"
-
-
-class TestName(StrEnum):
-    KOLMOGOROV_SMIRNOV = "KolmogorovSmirnov"
-    CHI_SQUARE = "ChiSquare"
-    PSI = "PSI"
-    JENSEN_SHANNON = "JensenShannon"
-    WASSERSTEIN = "Wasserstein"
-
-
-class Correction(StrEnum):
-    BONFERRONI = "Bonferroni"
-    BENJAMINI_HOCHBERG = "BenjaminiHochberg"
-    NONE = "None"
-
-
-class Severity(StrEnum):
-    NONE = "None"
-    LOW = "Low"
-    MEDIUM = "Medium"
-    HIGH = "High"
-
-    @property
-    def rank(self) -> int:
-        return _SEVERITY_ORDER.index(self)
-
-
-_SEVERITY_ORDER = [Severity.NONE, Severity.LOW, Severity.MEDIUM, Severity.HIGH]
-
-NUMERIC_TESTS: tuple[TestName, ...] = (
-    TestName.KOLMOGOROV_SMIRNOV,
-    TestName.PSI,
-    TestName.JENSEN_SHANNON,
-    TestName.WASSERSTEIN,
+from driftline.vocabulary import (
+    CATEGORICAL_TESTS,
+    NUMERIC_TESTS,
+    Correction,
+    FeatureType,
+    Severity,
+    TestName,
 )
-CATEGORICAL_TESTS: tuple[TestName, ...] = (
-    TestName.CHI_SQUARE,
-    TestName.PSI,
-    TestName.JENSEN_SHANNON,
-)
+
+__all__ = [
+    "ALLOWED_TESTS",
+    "CATEGORICAL_TESTS",
+    "NUMERIC_TESTS",
+    "Correction",
+    "Feature",
+    "FeatureType",
+    "Schema",
+    "SchemaError",
+    "Severity",
+    "TestName",
+    "load_schema",
+]
+
 ALLOWED_TESTS: dict[FeatureType, tuple[TestName, ...]] = {
     FeatureType.NUMERIC: NUMERIC_TESTS,
     FeatureType.CATEGORICAL: CATEGORICAL_TESTS,
