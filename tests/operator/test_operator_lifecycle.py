@@ -214,13 +214,16 @@ def test_drift_policy_adds_and_removes_the_sidecar(cluster, operator, model_file
 
     cluster.delete("driftpolicies", "churn-drift")
     wait_for(lambda: containers() == ["server"], what="sidecar removed")
-    wait_for(
-        lambda: _read_or_none(cluster.rbac.read_namespaced_role, "churn-drift-evaluator") is None,
-        what="Role removed",
-    )
-    assert (
-        _read_or_none(cluster.core.read_namespaced_service_account, "churn-drift-evaluator") is None
-    )
+    # the operator deletes the sidecar's RBAC objects one after another: wait for each
+    for read, what in (
+        (cluster.rbac.read_namespaced_role, "Role"),
+        (cluster.rbac.read_namespaced_role_binding, "RoleBinding"),
+        (cluster.core.read_namespaced_service_account, "ServiceAccount"),
+    ):
+        wait_for(
+            lambda read=read: _read_or_none(read, "churn-drift-evaluator") is None,
+            what=f"{what} removed",
+        )
 
 
 def test_version_in_use_cannot_be_deleted_until_unused(cluster, operator, model_file, tmp_path):
