@@ -328,18 +328,9 @@ def _measure_numeric(
         effect = st.total_variation(reference.bin_frequencies, window_bins / window.size)
     scores: list[tuple[TestName, float, float]] = []
     if window_bins is not None and (TestName.PSI in tests or TestName.JENSEN_SHANNON in tests):
-        reference_p = st.smoothed_proportions(reference.bin_frequencies * reference.sample.count)
-        window_p = st.smoothed_proportions(window_bins)
-        if TestName.PSI in tests:
-            scores.append((TestName.PSI, st.psi(reference_p, window_p), config.psi_threshold))
-        if TestName.JENSEN_SHANNON in tests:
-            scores.append(
-                (
-                    TestName.JENSEN_SHANNON,
-                    st.jensen_shannon(reference_p, window_p),
-                    config.jensen_shannon_threshold,
-                )
-            )
+        scores += _binned_scores(
+            reference.bin_frequencies * reference.sample.count, window_bins, tests, config
+        )
     if TestName.WASSERSTEIN in tests:
         distance = st.wasserstein_normalised(reference.grid, window, reference.std)
         scores.append((TestName.WASSERSTEIN, distance, config.wasserstein_threshold))
@@ -396,18 +387,7 @@ def _measure_categorical(
     effect = st.total_variation(reference_counts / reference_counts.sum(), counts / total)
     scores: list[tuple[TestName, float, float]] = []
     if TestName.PSI in tests or TestName.JENSEN_SHANNON in tests:
-        reference_p = st.smoothed_proportions(reference_counts)
-        window_p = st.smoothed_proportions(counts)
-        if TestName.PSI in tests:
-            scores.append((TestName.PSI, st.psi(reference_p, window_p), config.psi_threshold))
-        if TestName.JENSEN_SHANNON in tests:
-            scores.append(
-                (
-                    TestName.JENSEN_SHANNON,
-                    st.jensen_shannon(reference_p, window_p),
-                    config.jensen_shannon_threshold,
-                )
-            )
+        scores += _binned_scores(reference_counts, counts, tests, config)
     return _Measured(
         reference.name,
         FeatureType.CATEGORICAL,
@@ -420,6 +400,26 @@ def _measure_categorical(
         tuple(scores),
         tests,
     )
+
+
+def _binned_scores(
+    reference_counts: Any, window_counts: Any, tests: tuple[TestName, ...], config: DriftConfig
+) -> list[tuple[TestName, float, float]]:
+    """PSI and Jensen-Shannon, as chosen, on smoothed bin or category proportions."""
+    reference_p = st.smoothed_proportions(reference_counts)
+    window_p = st.smoothed_proportions(window_counts)
+    scores = []
+    if TestName.PSI in tests:
+        scores.append((TestName.PSI, st.psi(reference_p, window_p), config.psi_threshold))
+    if TestName.JENSEN_SHANNON in tests:
+        scores.append(
+            (
+                TestName.JENSEN_SHANNON,
+                st.jensen_shannon(reference_p, window_p),
+                config.jensen_shannon_threshold,
+            )
+        )
+    return scores
 
 
 def _decide(measured: _Measured, corrected_p: float, config: DriftConfig) -> FeatureResult:
