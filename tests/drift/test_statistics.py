@@ -51,6 +51,27 @@ def test_ks_p_value_is_the_same_in_the_regime_scipy_sums_slowly():
             assert mine == pytest.approx(stats.kstwo.sf(statistic, effective), abs=1e-12, rel=1e-8)
 
 
+def test_pelz_good_matches_scipy_where_scipy_uses_it():
+    # the usual regime of large windows: n x^2 < 2.2 and n x^1.5 > 1.4
+    checked = 0
+    for size in (150, 990, 9091, 100_000, 250_000, 2_000_000):
+        for statistic in np.geomspace(0.3 / size, 0.45, 200):
+            t = size * statistic
+            in_regime = 1.0 < t < size - 1 and t * statistic < 2.2
+            if not in_regime or (size <= 100_000 and size * statistic**1.5 <= 1.4):
+                continue
+            expected = stats.kstwo.sf(statistic, size)
+            assert st.pelz_good_sf(size, statistic) == pytest.approx(expected, abs=1e-10)
+            checked += 1
+            # and through ks_p_value, whose effective size is n m / (n + m)
+            effective = round(size * 11 / 2)
+            if effective * statistic**2 < 2.2:
+                assert st.ks_p_value(statistic, size * 11, size * 11) == pytest.approx(
+                    stats.kstwo.sf(statistic, effective), abs=1e-10
+                )
+    assert checked > 200
+
+
 def test_smirnov_tail_matches_scipy():
     for n in (150, 1000, 7000):
         for x in (0.02, 0.05, 0.1, 0.3):

@@ -224,9 +224,14 @@ _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
 def _threads(requested: int) -> int:
+    """Threads for the per-feature work. On two CPUs or fewer one thread is faster: the
+    hand-offs and the GIL held between numpy calls cost more than the second CPU gives
+    (42 against 48 ms per benchmark window, docs/benchmarks.md), and a sidecar should
+    leave the other CPU to the model server."""
     if requested > 0:
         return requested
-    return max(1, min(4, os.cpu_count() or 1))
+    cpus = os.cpu_count() or 1
+    return 1 if cpus <= 2 else min(4, cpus)
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
