@@ -11,13 +11,13 @@ import numpy as np
 
 from driftline_serving.evaluator.receiver import SampleReceiver
 from driftline_serving.sampling.codec import Feedback, Message, SampleBatch
-from driftline_serving.sampling.sampler import Sampler
+from driftline_serving.sampling.sampler import Sampler, batch_from_records
 from driftline_serving.server.observers import InferenceRecord
 
 
-def record(i: int, rows: int = 1) -> InferenceRecord:
+def record(i: int, rows: int = 1, named: bool = True) -> InferenceRecord:
     return InferenceRecord(
-        request_id=f"req-{i}",
+        request_id=f"req-{i}" if named else None,
         model_name="m",
         model_version="v1",
         inputs={"x": np.full((rows, 4), i, dtype=np.float32)},
@@ -60,6 +60,12 @@ async def test_every_sampled_row_arrives_in_order(tmp_path: Path) -> None:
     assert next(m for m in received if isinstance(m, Feedback)) == Feedback(
         ["req-1", "req-1000:2"], [1, 0]
     )
+
+
+def test_requests_without_an_id_get_unique_names_off_the_request_path() -> None:
+    records = [record(0), record(1, named=False), record(2, rows=2, named=False)]
+    (batch,) = batch_from_records(records, unnamed_prefix="p-7")
+    assert batch.request_ids == ["req-0", "p-7-1", "p-7-2:0", "p-7-2:1"]
 
 
 async def test_rate_is_respected() -> None:

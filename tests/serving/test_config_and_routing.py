@@ -27,6 +27,7 @@ def test_environment_fills_in_and_flags_win():
         "DRIFTLINE_MAX_BATCH_WAIT_MS": "2.5",
         "DRIFTLINE_ARTIFACT_DIR": "/cache",
         "DRIFTLINE_SHA256": "",
+        "DRIFTLINE_DRIFT_FLUSH_MS": "250",
     }
     config = parse_config(["--port", "9100", "--no-gpu"], environ)
     assert config.model_name == "from-env"
@@ -37,6 +38,7 @@ def test_environment_fills_in_and_flags_win():
     assert config.gpu is False
     assert config.artifact_dir == Path("/cache")
     assert config.sha256 is None
+    assert config.drift_flush_ms == 250.0
 
 
 @pytest.mark.parametrize(
@@ -53,6 +55,11 @@ def test_environment_fills_in_and_flags_win():
         ([*REQUIRED, "--max-body-bytes", "10"], {}, "max body bytes must be at least 1024"),
         ([*REQUIRED, "--log-level", "LOUD"], {}, "log level must be DEBUG, INFO, WARNING or ERROR"),
         (["--model-name", "a/b", "--model-uri", "x"], {}, "model name 'a/b' must be letters"),
+        (
+            [*REQUIRED, "--drift-flush-ms", "0"],
+            {},
+            "drift flush interval must be between 1 and 60000 ms, got 0.0",
+        ),
     ],
 )
 def test_invalid_options_are_refused_with_a_reason(argv, environ, message):

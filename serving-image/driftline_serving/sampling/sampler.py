@@ -14,6 +14,7 @@ import random
 import socket
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,26 +62,37 @@ def open_channel(address: str, timeout_s: float = 2.0) -> socket.socket:
     return sock
 
 
-def batch_from_records(records: list[InferenceRecord]) -> list[SampleBatch]:
-    """Concatenate records into one SampleBatch per model version (pure)."""
-    by_version: dict[str, list[InferenceRecord]] = {}
-    for record in records:
-        by_version.setdefault(record.model_version, []).append(record)
+def batch_from_records(
+    records: list[InferenceRecord], rows: list[int] | None = None, unnamed_prefix: str = "anon"
+) -> list[SampleBatch]:
+    """Concatenate records into one SampleBatch per model version (pure).
+
+    `rows` are the records' row counts when the caller has them. A record without a
+    request id is named `{unnamed_prefix}-{index in the batch}`; the shipper passes a
+    prefix unique to the batch.
+    """
+    counts = rows if rows is not None else [_rows(r) for r in records]
+    by_version: dict[str, list[int]] = {}
+    for index, record in enumerate(records):
+        by_version.setdefault(record.model_version, []).append(index)
     batches = []
-    for version, group in by_version.items():
-        rows = np.fromiter((_rows(r) for r in group), dtype=np.int64, count=len(group))
-        received = np.fromiter(
-            (r.received_at_unix_s for r in group), dtype=np.float64, count=len(group)
-        )
-        if bool((rows == 1).all()):  # the usual case: one row per request
-            request_ids = [r.request_id for r in group]
+    for version, members in by_version.items():
+        group = [records[i] for i in members]
+        group_rows = [counts[i] for i in members]
+        ids = [
+            r.request_id if r.request_id is not None else f"{unnamed_prefix}-{i}"
+            for r, i in zip(group, members, strict=True)
+        ]
+        received = np.array([r.received_at_unix_s for r in group], dtype=np.float64)
+        if all(n == 1 for n in group_rows):  # the usual case: one row per request
+            request_ids = ids
         else:
             request_ids = [
-                r.request_id if n == 1 else f"{r.request_id}:{i}"
-                for r, n in zip(group, rows.tolist(), strict=True)
+                request_id if n == 1 else f"{request_id}:{i}"
+                for request_id, n in zip(ids, group_rows, strict=True)
                 for i in range(n)
             ]
-            received = np.repeat(received, rows)
+            received = np.repeat(received, group_rows)
         batches.append(
             SampleBatch(
                 model_version=version,
@@ -130,6 +142,9 @@ class Sampler:
         self._socket: socket.socket | None = None
         self._next_connect = 0.0
         self._backoff_s = 0.05
+        # names for sampled requests that came without an id: unique per process
+        self._id_prefix = uuid.uuid4().hex[:12]
+        self._batches_shipped = 0
         self._thread = threading.Thread(target=self._run, name="driftline-sampler", daemon=True)
 
     # --- request path (event loop) ---------------------------------------------------
@@ -207,22 +222,26 @@ class Sampler:
             self._wake.clear()
             records = [self._records.popleft() for _ in range(len(self._records))]
             feedback = [self._feedback.popleft() for _ in range(len(self._feedback))]
-            rows = sum(_rows(r) for r in records)
-            self._queued_rows -= rows
+            rows = [_rows(r) for r in records]
+            self._queued_rows -= sum(rows)
             if records or feedback:
                 self._ship(records, rows, feedback)
             if self._stop.is_set():
                 return
 
-    def _ship(self, records: list[InferenceRecord], rows: int, feedback: list[Feedback]) -> None:
+    def _ship(
+        self, records: list[InferenceRecord], rows: list[int], feedback: list[Feedback]
+    ) -> None:
         frames: list[tuple[bytes, int, bool]] = []
+        self._batches_shipped += 1
         try:
-            for batch in batch_from_records(records):
+            unnamed = f"{self._id_prefix}-{self._batches_shipped}"
+            for batch in batch_from_records(records, rows, unnamed):
                 frames.append((encode(batch), batch.rows, False))
             frames.extend((encode(fb), len(fb.request_ids), True) for fb in feedback)
         except ValueError:
             log.exception("could not encode sampled rows; dropping them")
-            self.stats.dropped_unsent += rows
+            self.stats.dropped_unsent += sum(rows)
             return
         for index, (frame, count, is_feedback) in enumerate(frames):
             if not self._send(frame):

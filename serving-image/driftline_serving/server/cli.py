@@ -39,7 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from driftline_serving.sampling.sampler import Sampler
 
         sampler = Sampler(
-            config.drift_sample_socket, config.drift_sampling_rate, config.drift_queue_rows
+            config.drift_sample_socket,
+            config.drift_sampling_rate,
+            config.drift_queue_rows,
+            flush_interval_s=config.drift_flush_ms / 1000.0,
         ).start()
         observers.append(sampler)
     loop_factory = _event_loop_factory()

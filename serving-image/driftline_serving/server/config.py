@@ -48,6 +48,7 @@ class ServerConfig:
     drift_sample_socket: str | None = None
     drift_sampling_rate: float = 0.0
     drift_queue_rows: int = 10_000
+    drift_flush_ms: float = 50.0
 
 
 # (option name, type, help). Each option is also read from DRIFTLINE_<NAME upper-cased>.
@@ -79,6 +80,11 @@ _OPTIONS: tuple[tuple[str, str, str], ...] = (
     ),
     ("drift_sampling_rate", "float", "fraction of requests sampled for drift detection (0..1)"),
     ("drift_queue_rows", "int", "sampled rows buffered for the sidecar before dropping"),
+    (
+        "drift_flush_ms",
+        "float",
+        "how often sampled rows are shipped to the sidecar (longer: fewer, larger frames)",
+    ),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -170,6 +176,10 @@ def validate_config(config: ServerConfig) -> ServerConfig:
     if not 0.0 <= config.drift_sampling_rate <= 1.0:
         raise ConfigError(
             f"drift sampling rate must be between 0 and 1, got {config.drift_sampling_rate}"
+        )
+    if not 1.0 <= config.drift_flush_ms <= 60_000.0:
+        raise ConfigError(
+            f"drift flush interval must be between 1 and 60000 ms, got {config.drift_flush_ms}"
         )
     if config.drift_queue_rows < 1:
         raise ConfigError(f"drift queue rows must be at least 1, got {config.drift_queue_rows}")

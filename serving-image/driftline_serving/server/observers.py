@@ -19,7 +19,9 @@ from prometheus_client import CollectorRegistry
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs 2 us more per sampled request
 class InferenceRecord:
-    request_id: str
+    # the client's id, or None: whoever ships the record names it (a client that wants
+    # to send feedback sends its own ids), so the request path builds no string
+    request_id: str | None
     model_name: str
     model_version: str
     # Views of the request's decoded body (immutable bytes or fresh arrays) and of the
