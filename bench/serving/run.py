@@ -201,6 +201,22 @@ def mlserver_layout(root: Path, model_path: Path, port: int) -> Path:
     return repository
 
 
+def driftline_serve_arguments(model_path: Path, sha256: str, port: int) -> list[str]:
+    """driftline-serve's options for the benchmark's model on 127.0.0.1:port."""
+    return [
+        "--model-name",
+        MODEL_NAME,
+        "--model-uri",
+        str(model_path),
+        "--sha256",
+        sha256,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+
+
 def build_servers(work: Path, model_path: Path, sha256: str) -> dict[str, Server]:
     ports = {name: free_port() for name in SERVERS}
     repository = mlserver_layout(work, model_path, ports["mlserver"])
@@ -209,16 +225,7 @@ def build_servers(work: Path, model_path: Path, sha256: str) -> dict[str, Server
             "driftline",
             [
                 str(REPO_ROOT / ".venv" / "bin" / "driftline-serve"),
-                "--model-name",
-                MODEL_NAME,
-                "--model-uri",
-                str(model_path),
-                "--sha256",
-                sha256,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(ports["driftline"]),
+                *driftline_serve_arguments(model_path, sha256, ports["driftline"]),
             ],
             ports["driftline"],
             REPO_ROOT,

@@ -44,9 +44,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import (  # the serving benchmark's harness: wrk driver, server process wrapper
-    MODEL_NAME,
     Cell,
     Server,
+    driftline_serve_arguments,
     ensure_wrk,
     free_port,
     machine_description,
@@ -173,16 +173,7 @@ class Pod:
                 *server_cpu,
                 str(BIN / "driftline-serve"),
                 *(["--intra-op-threads", "1"] if pin else []),
-                "--model-name",
-                MODEL_NAME,
-                "--model-uri",
-                str(model[0]),
-                "--sha256",
-                model[1],
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
+                *driftline_serve_arguments(model[0], model[1], port),
                 *flags,
             ],
             port,
