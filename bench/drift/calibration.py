@@ -18,13 +18,6 @@ POWER_WINDOWS = 200
 ROWS = 1000
 
 
-def correlated(rng: np.random.Generator, rows: int, rho: float) -> dict:
-    """Clean data, except that normal_1 and normal_2 become correlated (same marginals)."""
-    window = bench_data.draw(rng, rows)
-    window["normal_2"] = rho * window["normal_1"] + np.sqrt(1 - rho**2) * window["normal_2"]
-    return window
-
-
 def wilson(rate: float, trials: int) -> list[float]:
     """95% Wilson interval of a measured rate."""
     z = 1.96
@@ -84,7 +77,7 @@ def main() -> None:
         power[scenario] = float(np.mean(hits))
     result["power_per_drifting_feature"] = power
     caught = [
-        evaluate(profile, correlated(rng, ROWS, 0.5)).multivariate.drifted
+        evaluate(profile, bench_data.correlated(rng, ROWS, 0.5)).multivariate.drifted
         for _ in range(POWER_WINDOWS)
     ]
     result["multivariate_power_rho_0.5"] = float(np.mean(caught))

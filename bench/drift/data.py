@@ -93,6 +93,13 @@ def draw(rng: np.random.Generator, rows: int, scenario: str = "none") -> dict[st
     return data
 
 
+def correlated(rng: np.random.Generator, rows: int, rho: float) -> dict[str, NDArray]:
+    """Clean data, except that normal_1 and normal_2 become correlated (same marginals)."""
+    window = draw(rng, rows)
+    window["normal_2"] = rho * window["normal_1"] + np.sqrt(1 - rho**2) * window["normal_2"]
+    return window
+
+
 def drifting(scenario: str) -> set[str]:
     if scenario == "none":
         return set()

@@ -19,11 +19,13 @@ __all__ = ["REPO_ROOT", "ensure_venv", "installed_version", "venv_python"]
 PEER_REQUIREMENTS: dict[str, list[str]] = {
     "drift-evidently": ["evidently==0.7.23", "pandas<3", "pyarrow"],
     "drift-alibi": ["alibi-detect==0.13.0", "pandas<3", "pyarrow"],
+    "drift-nannyml": ["nannyml==0.13.1", "pandas<3", "statsmodels", "pyarrow"],
 }
 
 PEER_DISTRIBUTION: dict[str, str] = {
     "drift-evidently": "evidently",
     "drift-alibi": "alibi-detect",
+    "drift-nannyml": "nannyml",
 }
 
 
