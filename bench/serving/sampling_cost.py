@@ -8,9 +8,10 @@ One command (from the repository root; installs valgrind with apt-get if missing
 Throughput on a shared virtual machine varies by up to 15% between two identical server
 processes (see sampling.py), which hides an effect of a few percent. Instruction counts
 do not vary: each setting's server runs under callgrind, pinned to CPU 0, while wrk
-sends batch-1 requests at concurrency 8 from CPU 1; counting covers every thread of the
-server (event loop, onnxruntime, the sampler's shipper) from after a warm-up to the
-end of the measured load, and is divided by the requests answered meanwhile.
+sends batch-1 requests at concurrency 8 (`--connections`) from CPU 1; counting covers
+every thread of the server (event loop, onnxruntime, the sampler's shipper) from after
+a warm-up to the end of the measured load, and is divided by the requests answered
+meanwhile. Batches form as under real load, so concurrency changes the cost per request.
 
 The sampled rows go to a null sink (a socket that reads and discards): the sidecar's
 own work is not the server's. Under callgrind the server answers about a hundredth of
@@ -87,7 +88,7 @@ class NullSink:
         self.listener.close()
 
 
-def wrk_requests(wrk: str, port: int, body: Path, seconds: float) -> int:
+def wrk_requests(wrk: str, port: int, body: Path, seconds: float, connections: int) -> int:
     completed = subprocess.run(
         [
             "taskset",
@@ -95,7 +96,7 @@ def wrk_requests(wrk: str, port: int, body: Path, seconds: float) -> int:
             "1",
             wrk,
             "-t1",
-            "-c8",
+            f"-c{connections}",
             f"-d{seconds:g}s",
             "-s",
             str(HERE / "post.lua"),
@@ -174,9 +175,9 @@ def measure(
     )
     try:
         wait_ready(port, server, log)
-        wrk_requests(wrk, port, body, 3)  # warm-up, not counted
+        wrk_requests(wrk, port, body, 3, args.connections)  # warm-up, not counted
         subprocess.run(["callgrind_control", "-i", "on", str(server.pid)], check=True)
-        requests = wrk_requests(wrk, port, body, args.seconds)
+        requests = wrk_requests(wrk, port, body, args.seconds, args.connections)
         shipped_before = sink.bytes if sink else 0
         subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True)
         shipped = shipped_before
@@ -209,6 +210,7 @@ def main() -> int:
     parser.add_argument(
         "--flush-ms", type=float, default=5000.0, help="the shipper's interval under callgrind"
     )
+    parser.add_argument("--connections", type=int, default=8, help="wrk's concurrency")
     parser.add_argument(
         "--output", type=Path, default=REPO_ROOT / "bench" / "results" / "sampling_cost.md"
     )
@@ -230,7 +232,7 @@ def main() -> int:
     lines = [
         f"Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         f"Machine: {args.machine}",
-        f"callgrind, server on CPU 0, wrk -c8 batch 1 for {args.seconds:g} s per setting, "
+        f"callgrind, server on CPU 0, wrk -c{args.connections} batch 1 for {args.seconds:g} s per setting, "
         f"flush interval {args.flush_ms:g} ms, null sink",
         "",
         "| sampling | requests | instructions / request | vs off | rows per frame |",

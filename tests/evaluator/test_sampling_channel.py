@@ -11,7 +11,13 @@ import numpy as np
 
 from driftline_serving.evaluator.receiver import SampleReceiver
 from driftline_serving.sampling.codec import Feedback, Message, SampleBatch
-from driftline_serving.sampling.sampler import Sampler, batch_from_records
+from driftline_serving.sampling.sampler import (
+    AnsweredBatch,
+    Sampler,
+    batch_from_answered,
+    batch_from_records,
+)
+from driftline_serving.server.batching import PendingRequest
 from driftline_serving.server.observers import InferenceRecord
 
 
@@ -66,6 +72,51 @@ def test_requests_without_an_id_get_unique_names_off_the_request_path() -> None:
     records = [record(0), record(1, named=False), record(2, rows=2, named=False)]
     (batch,) = batch_from_records(records, unnamed_prefix="p-7")
     assert batch.request_ids == ["req-0", "p-7-1", "p-7-2:0", "p-7-2:1"]
+
+
+def pending(request_id: str | None, rows: int) -> PendingRequest:
+    return PendingRequest({}, rows, None, lambda outputs, error: None, request_id)
+
+
+def answered_arrays(values: list[float]) -> tuple[dict, dict]:
+    column = np.array(values, dtype=np.float32)[:, None]
+    return {"x": np.repeat(column, 4, axis=1)}, {"y": -np.repeat(column, 2, axis=1)}
+
+
+def test_answered_batches_keep_the_kept_requests_rows_in_order() -> None:
+    inputs, outputs = answered_arrays([1, 2, 2, 3])
+    first = AnsweredBatch(["a", "b", None], [1, 2, 1], [True, False, True], 5.0, inputs, outputs)
+    inputs, outputs = answered_arrays([4])
+    second = AnsweredBatch([None], [1], None, 6.0, inputs, outputs)
+    (batch,) = batch_from_answered([first, second], "v1", unnamed_prefix="p")
+    assert batch.request_ids == ["a", "p-0", "p-1"]
+    np.testing.assert_array_equal(batch.inputs["x"][:, 0], [1, 3, 4])
+    np.testing.assert_array_equal(batch.outputs["y"][:, 1], [-1, -3, -4])
+    np.testing.assert_array_equal(batch.received_at, [5.0, 5.0, 6.0])
+    assert batch.model_version == "v1"
+
+
+def test_answered_batches_of_another_layout_become_their_own_frame() -> None:
+    narrow = AnsweredBatch(["a"], [2], None, 1.0, *answered_arrays([1, 1]))
+    wide_inputs = {"x": np.zeros((1, 6), dtype=np.float32)}
+    wide = AnsweredBatch(["w"], [1], None, 2.0, wide_inputs, {"y": np.zeros((1, 2))})
+    batches = batch_from_answered([narrow, wide], "v1")
+    assert [b.request_ids for b in batches] == [["a:0", "a:1"], ["w"]]
+    assert [b.inputs["x"].shape for b in batches] == [(2, 4), (1, 6)]
+
+
+def test_batch_answered_flips_a_coin_per_request_and_bounds_the_buffer() -> None:
+    sampler = Sampler("unix:///nonexistent/socket", rate=0.5, rng=random.Random(3))
+    inputs, outputs = answered_arrays([float(i) for i in range(1000)])
+    sampler.batch_answered([pending(str(i), 1) for i in range(1000)], inputs, outputs)
+    assert 420 <= sampler.stats.sampled_rows <= 580
+    everything = Sampler("unix:///nonexistent/socket", rate=1.0, queue_rows=1500)
+    for _ in range(2):
+        everything.batch_answered([pending(str(i), 1) for i in range(1000)], inputs, outputs)
+    assert everything.stats.sampled_rows == 1000 and everything.stats.dropped_queue_full == 1000
+    nothing = Sampler("unix:///nonexistent/socket", rate=0.0)
+    nothing.batch_answered([pending("a", 1)], *answered_arrays([1]))
+    assert nothing.stats.sampled_rows == 0
 
 
 async def test_rate_is_respected() -> None:

@@ -16,13 +16,14 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Gauge
 
 from driftline_serving.sampling.codec import Feedback, SampleBatch, encode
+from driftline_serving.server.batching import Outputs, PendingRequest
 from driftline_serving.server.observers import InferenceRecord
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,72 @@ def batch_from_records(
     return batches
 
 
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs microseconds per instance
+class AnsweredBatch:
+    """An answered batch as the batcher handed it over: its arrays by reference (fresh
+    per batch, never modified), one id and row count per request, and which requests
+    the coin kept (None: all)."""
+
+    request_ids: list[str | None]
+    rows: list[int]
+    kept: list[bool] | None
+    received_at_unix_s: float
+    inputs: Mapping[str, np.ndarray]
+    outputs: Mapping[str, np.ndarray]
+
+
+def batch_from_answered(
+    answered: list[AnsweredBatch], model_version: str, unnamed_prefix: str = "anon"
+) -> list[SampleBatch]:
+    """The kept rows of answered batches as SampleBatches, one per array layout (pure).
+
+    Requests without an id are named `{unnamed_prefix}-{n}`, n counting them; a request
+    of several rows gives ids `id:0`, `id:1`, ...
+    """
+    groups: dict[tuple[object, ...], list[AnsweredBatch]] = {}
+    for item in answered:
+        layout = tuple(
+            (group, name, array.shape[1:], array.dtype.str)
+            for group, arrays in (("in", item.inputs), ("out", item.outputs))
+            for name, array in arrays.items()
+        )
+        groups.setdefault(layout, []).append(item)
+    batches = []
+    unnamed = 0
+    for members in groups.values():
+        request_ids: list[str] = []
+        received: list[float] = []
+        inputs: dict[str, list[np.ndarray]] = {name: [] for name in members[0].inputs}
+        outputs: dict[str, list[np.ndarray]] = {name: [] for name in members[0].outputs}
+        for item in members:
+            kept = item.kept or [True] * len(item.rows)
+            for request_id, rows, keep in zip(item.request_ids, item.rows, kept, strict=True):
+                if not keep:
+                    continue
+                if request_id is None:
+                    request_id = f"{unnamed_prefix}-{unnamed}"
+                    unnamed += 1
+                if rows == 1:
+                    request_ids.append(request_id)
+                else:
+                    request_ids.extend(f"{request_id}:{i}" for i in range(rows))
+                received.extend([item.received_at_unix_s] * rows)
+            mask = None if item.kept is None else np.repeat(np.array(item.kept), item.rows)
+            for target, arrays in ((inputs, item.inputs), (outputs, item.outputs)):
+                for name, array in arrays.items():
+                    target[name].append(array if mask is None else array[mask])
+        batches.append(
+            SampleBatch(
+                model_version=model_version,
+                request_ids=request_ids,
+                received_at=np.array(received, dtype=np.float64),
+                inputs={name: np.concatenate(parts) for name, parts in inputs.items()},
+                outputs={name: np.concatenate(parts) for name, parts in outputs.items()},
+            )
+        )
+    return batches
+
+
 def _rows(record: InferenceRecord) -> int:
     first = next(iter(record.inputs.values()), None)
     return int(first.shape[0]) if first is not None and first.ndim > 0 else 1
@@ -123,10 +190,12 @@ class Sampler:
         flush_interval_s: float = 0.05,
         max_frame_rows: int = 4096,
         rng: random.Random | None = None,
+        model_version: str = "",
     ) -> None:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"sampling rate must be within 0..1, got {rate}")
         self.address = address
+        self.model_version = model_version
         self.rate = rate
         self.queue_rows = queue_rows
         self.flush_interval_s = flush_interval_s
@@ -135,6 +204,7 @@ class Sampler:
         self._random = (rng or random.Random()).random
         # deque.append and popleft are atomic: the request path takes no lock
         self._records: deque[InferenceRecord] = deque()
+        self._answered: deque[AnsweredBatch] = deque()
         self._queued_rows = 0
         self._feedback: deque[Feedback] = deque()
         self._wake = threading.Event()
@@ -152,6 +222,44 @@ class Sampler:
     def wants(self) -> bool:
         """The per-request coin flip, made before the server builds a record."""
         return self.rate >= 1.0 or (self.rate > 0.0 and self._random() < self.rate)
+
+    def batch_answered(
+        self, batch: list[PendingRequest], inputs: Mapping[str, np.ndarray], outputs: Outputs
+    ) -> None:
+        """The server's path: each answered batch is offered whole, once, so the cost of
+        sampling is paid per batch, not per request. Each request is kept with
+        probability `rate` (a coin per request, as `wants` flips), and only then are its
+        rows counted against the buffer."""
+        rate = self.rate
+        if rate <= 0.0:
+            return
+        kept: list[bool] | None = None  # None: every request of the batch
+        if rate < 1.0:
+            flip = self._random
+            if len(batch) == 1:
+                if flip() >= rate:
+                    return  # the usual case at low rates: nothing built, nothing held
+            else:
+                kept = [flip() < rate for _ in batch]
+                if True not in kept:
+                    return
+                if False not in kept:
+                    kept = None
+        if len(batch) == 1:
+            rows = [batch[0].rows]
+            request_ids = [batch[0].request_id]
+        else:
+            rows = [item.rows for item in batch]
+            request_ids = [item.request_id for item in batch]
+        taken = sum(rows) if kept is None else sum(n for n, k in zip(rows, kept, strict=True) if k)
+        if self._queued_rows + taken > self.queue_rows:
+            self.stats.dropped_queue_full += taken
+            return
+        self._answered.append(AnsweredBatch(request_ids, rows, kept, time.time(), inputs, outputs))
+        self._queued_rows += taken  # only this thread adds; the shipper subtracts
+        self.stats.sampled_rows += taken
+        if self._queued_rows >= self.max_frame_rows:
+            self._wake.set()
 
     def observe(self, record: InferenceRecord) -> None:
         """Keep a sampled request. Its arrays are kept by reference, not copied: they view
@@ -220,28 +328,44 @@ class Sampler:
         while True:
             self._wake.wait(self.flush_interval_s)
             self._wake.clear()
+            answered = [self._answered.popleft() for _ in range(len(self._answered))]
             records = [self._records.popleft() for _ in range(len(self._records))]
             feedback = [self._feedback.popleft() for _ in range(len(self._feedback))]
             rows = [_rows(r) for r in records]
-            self._queued_rows -= sum(rows)
-            if records or feedback:
-                self._ship(records, rows, feedback)
+            answered_rows = sum(
+                sum(
+                    n
+                    for n, keep in zip(a.rows, a.kept or [True] * len(a.rows), strict=True)
+                    if keep
+                )
+                for a in answered
+            )
+            self._queued_rows -= sum(rows) + answered_rows
+            if answered or records or feedback:
+                self._ship(answered, answered_rows, records, rows, feedback)
             if self._stop.is_set():
                 return
 
     def _ship(
-        self, records: list[InferenceRecord], rows: list[int], feedback: list[Feedback]
+        self,
+        answered: list[AnsweredBatch],
+        answered_rows: int,
+        records: list[InferenceRecord],
+        rows: list[int],
+        feedback: list[Feedback],
     ) -> None:
         frames: list[tuple[bytes, int, bool]] = []
         self._batches_shipped += 1
         try:
             unnamed = f"{self._id_prefix}-{self._batches_shipped}"
-            for batch in batch_from_records(records, rows, unnamed):
+            batches = batch_from_answered(answered, self.model_version, f"{unnamed}-b")
+            batches += batch_from_records(records, rows, unnamed)
+            for batch in batches:
                 frames.append((encode(batch), batch.rows, False))
             frames.extend((encode(fb), len(fb.request_ids), True) for fb in feedback)
         except ValueError:
             log.exception("could not encode sampled rows; dropping them")
-            self.stats.dropped_unsent += sum(rows)
+            self.stats.dropped_unsent += sum(rows) + answered_rows
             return
         for index, (frame, count, is_feedback) in enumerate(frames):
             if not self._send(frame):

@@ -18,7 +18,7 @@ from enum import Enum
 import orjson
 
 from driftline_serving.artifacts import ArtifactError, fetch_artifact
-from driftline_serving.server.batching import DynamicBatcher, Outputs
+from driftline_serving.server.batching import BatchSink, DynamicBatcher, Outputs
 from driftline_serving.server.config import ServerConfig, container_cpu_limit
 from driftline_serving.server.metrics import METRICS_CONTENT_TYPE, ServerMetrics
 from driftline_serving.server.model import (
@@ -84,8 +84,12 @@ class ServingApp:
     def __init__(self, config: ServerConfig, observers: Sequence[InferenceObserver] = ()) -> None:
         self.config = config
         self.metrics = ServerMetrics(config.model_name, config.model_version)
-        self.observers = list(observers)
-        for observer in self.observers:
+        self.all_observers = list(observers)
+        # observers that take whole batches (the drift sampler) are handed each answered
+        # batch by the batcher; the others are called per request
+        self.batch_sinks = tuple(o for o in observers if isinstance(o, BatchSink))
+        self.observers = [o for o in observers if not isinstance(o, BatchSink)]
+        for observer in self.all_observers:
             if isinstance(observer, MetricsSource):
                 observer.register_metrics(self.metrics.registry)
         self.state = ModelState.LOADING
@@ -131,6 +135,7 @@ class ServingApp:
             batchable=model.signature.batchable,
             uniform_shapes=all(-1 not in spec.shape[1:] for spec in model.signature.inputs),
             inline_max_rows=self.inline_max_rows,
+            sinks=self.batch_sinks,
         )
         self.metrics.queue_depth_source = lambda: self.batcher.queue_depth if self.batcher else 0
         self._metadata_body = orjson.dumps(
@@ -280,7 +285,7 @@ class ServingApp:
 
     def _feedback(self, body: bytes) -> Response:
         """Hand labels to the drift sidecar: {"request_ids": [...], "labels": [...]}."""
-        receivers = [o for o in self.observers if isinstance(o, FeedbackReceiver)]
+        receivers = [o for o in self.all_observers if isinstance(o, FeedbackReceiver)]
         if not receivers:
             return error_response(
                 409, "feedback is not enabled: this server has no drift sampling configured"
@@ -354,7 +359,7 @@ class ServingApp:
             if self.observers:
                 self._notify(request, outputs, elapsed)
 
-        batcher.submit(request.inputs, rows, answer)
+        batcher.submit(request.inputs, rows, answer, request.request_id)
 
     def _notify(self, request: InferRequest, outputs: Outputs, elapsed: float) -> None:
         record: InferenceRecord | None = None

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -33,6 +33,17 @@ class BatchObserver(Protocol):
     def batch_ran(self, rows: int, requests: int, seconds: float) -> None: ...
 
 
+@runtime_checkable
+class BatchSink(Protocol):
+    """Takes each answered batch whole (the drift sampler): one hand-off per batch, so
+    its cost per request shrinks as batches grow. Called on the event loop after every
+    request of the batch has been answered; must not block."""
+
+    def batch_answered(
+        self, batch: list[PendingRequest], inputs: Arrays, outputs: Outputs
+    ) -> None: ...
+
+
 @dataclass(slots=True)
 class PendingRequest:
     inputs: Arrays
@@ -40,6 +51,7 @@ class PendingRequest:
     # Requests can share a batch only when their non-batch dimensions and dtypes agree.
     compatibility: Hashable
     on_done: Completion
+    request_id: str | None = None
 
 
 def compatibility_key(inputs: Arrays) -> Hashable:
@@ -103,6 +115,7 @@ class DynamicBatcher:
         batchable: bool = True,
         uniform_shapes: bool = False,
         inline_max_rows: int = 0,
+        sinks: tuple[BatchSink, ...] = (),
     ) -> None:
         """``uniform_shapes``: validation already guarantees that all requests agree on
         every dimension but the first, so the per-request compatibility key is skipped.
@@ -113,6 +126,7 @@ class DynamicBatcher:
         self._max_rows = max_batch_size if batchable else 1
         self._max_wait_s = max_wait_s if batchable and max_batch_size > 1 else 0.0
         self._observer = observer
+        self._sinks = sinks
         self._inline_max_rows = inline_max_rows
         self._last_batch_requests = 1
         self._check_compatibility = self._max_rows > 1 and not uniform_shapes
@@ -124,10 +138,12 @@ class DynamicBatcher:
         self._flush_now = False
         self._loop = asyncio.get_running_loop()
 
-    def submit(self, inputs: Arrays, rows: int, on_done: Completion) -> None:
+    def submit(
+        self, inputs: Arrays, rows: int, on_done: Completion, request_id: str | None = None
+    ) -> None:
         """Queue a request; ``on_done(outputs, error)`` is called on the event loop."""
         key = compatibility_key(inputs) if self._check_compatibility else None
-        self._queue.append(PendingRequest(inputs, rows, key, on_done))
+        self._queue.append(PendingRequest(inputs, rows, key, on_done, request_id))
         self._queued_rows += rows
         if self._busy or self._dispatch_scheduled:
             return
@@ -192,7 +208,7 @@ class DynamicBatcher:
             # A lone small request while traffic is light (the previous batch was lone
             # too): the thread hand-off would cost more than the model. Under load a
             # lone request still goes to the thread, so the loop keeps reading.
-            future: asyncio.Future[Outputs] = self._loop.create_future()
+            future: asyncio.Future[tuple[Arrays, Outputs]] = self._loop.create_future()
             try:
                 future.set_result(self._run_batch(batch))
             except Exception as error:
@@ -202,13 +218,14 @@ class DynamicBatcher:
         future = self._loop.run_in_executor(self._executor, self._run_batch, batch)
         future.add_done_callback(lambda done: self._complete(batch, done, started))
 
-    def _run_batch(self, batch: list[PendingRequest]) -> Outputs:
-        return self._run(merge_inputs(batch))
+    def _run_batch(self, batch: list[PendingRequest]) -> tuple[Arrays, Outputs]:
+        merged = merge_inputs(batch)
+        return merged, self._run(merged)
 
     def _complete(
         self,
         batch: list[PendingRequest],
-        done: asyncio.Future[Outputs],
+        done: asyncio.Future[tuple[Arrays, Outputs]],
         started: float,
         dispatch_next_now: bool = True,
     ) -> None:
@@ -218,8 +235,9 @@ class DynamicBatcher:
         error = done.exception()
         parts: list[Outputs] | None = None
         if error is None:
+            merged, outputs = done.result()
             try:
-                parts = split_outputs(done.result(), batch)
+                parts = split_outputs(outputs, batch)
             except RuntimeError as split_error:
                 error = split_error
         # Start the next batch before answering: the model works while we encode responses.
@@ -240,3 +258,9 @@ class DynamicBatcher:
                     item.on_done(parts[index], None)
             except Exception:
                 log.exception("answering a batched request failed")
+        if parts is not None:
+            for sink in self._sinks:
+                try:
+                    sink.batch_answered(batch, merged, outputs)
+                except Exception:
+                    log.exception("batch sink %r failed", sink)

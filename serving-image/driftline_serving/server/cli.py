@@ -43,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config.drift_sampling_rate,
             config.drift_queue_rows,
             flush_interval_s=config.drift_flush_ms / 1000.0,
+            model_version=config.model_version,
         ).start()
         observers.append(sampler)
     loop_factory = _event_loop_factory()
