@@ -85,9 +85,9 @@ def answered_arrays(values: list[float]) -> tuple[dict, dict]:
 
 def test_answered_batches_keep_the_kept_requests_rows_in_order() -> None:
     inputs, outputs = answered_arrays([1, 2, 2, 3])
-    first = AnsweredBatch(["a", "b", None], [1, 2, 1], [True, False, True], 5.0, inputs, outputs)
+    first = AnsweredBatch(["a", "b", None], [1, 2, 1], [True, False, True], 2, 5.0, inputs, outputs)
     inputs, outputs = answered_arrays([4])
-    second = AnsweredBatch([None], [1], None, 6.0, inputs, outputs)
+    second = AnsweredBatch([None], [1], None, 1, 6.0, inputs, outputs)
     (batch,) = batch_from_answered([first, second], "v1", unnamed_prefix="p")
     assert batch.request_ids == ["a", "p-0", "p-1"]
     np.testing.assert_array_equal(batch.inputs["x"][:, 0], [1, 3, 4])
@@ -97,9 +97,9 @@ def test_answered_batches_keep_the_kept_requests_rows_in_order() -> None:
 
 
 def test_answered_batches_of_another_layout_become_their_own_frame() -> None:
-    narrow = AnsweredBatch(["a"], [2], None, 1.0, *answered_arrays([1, 1]))
+    narrow = AnsweredBatch(["a"], [2], None, 2, 1.0, *answered_arrays([1, 1]))
     wide_inputs = {"x": np.zeros((1, 6), dtype=np.float32)}
-    wide = AnsweredBatch(["w"], [1], None, 2.0, wide_inputs, {"y": np.zeros((1, 2))})
+    wide = AnsweredBatch(["w"], [1], None, 1, 2.0, wide_inputs, {"y": np.zeros((1, 2))})
     batches = batch_from_answered([narrow, wide], "v1")
     assert [b.request_ids for b in batches] == [["a:0", "a:1"], ["w"]]
     assert [b.inputs["x"].shape for b in batches] == [(2, 4), (1, 6)]

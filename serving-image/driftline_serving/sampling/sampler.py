@@ -117,6 +117,7 @@ class AnsweredBatch:
     request_ids: list[str | None]
     rows: list[int]
     kept: list[bool] | None
+    kept_rows: int  # the rows of the kept requests: what the buffer counted
     received_at_unix_s: float
     inputs: Mapping[str, np.ndarray]
     outputs: Mapping[str, np.ndarray]
@@ -255,7 +256,9 @@ class Sampler:
         if self._queued_rows + taken > self.queue_rows:
             self.stats.dropped_queue_full += taken
             return
-        self._answered.append(AnsweredBatch(request_ids, rows, kept, time.time(), inputs, outputs))
+        self._answered.append(
+            AnsweredBatch(request_ids, rows, kept, taken, time.time(), inputs, outputs)
+        )
         self._queued_rows += taken  # only this thread adds; the shipper subtracts
         self.stats.sampled_rows += taken
         if self._queued_rows >= self.max_frame_rows:
@@ -332,14 +335,7 @@ class Sampler:
             records = [self._records.popleft() for _ in range(len(self._records))]
             feedback = [self._feedback.popleft() for _ in range(len(self._feedback))]
             rows = [_rows(r) for r in records]
-            answered_rows = sum(
-                sum(
-                    n
-                    for n, keep in zip(a.rows, a.kept or [True] * len(a.rows), strict=True)
-                    if keep
-                )
-                for a in answered
-            )
+            answered_rows = sum(a.kept_rows for a in answered)
             self._queued_rows -= sum(rows) + answered_rows
             if answered or records or feedback:
                 self._ship(answered, answered_rows, records, rows, feedback)
