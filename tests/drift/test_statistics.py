@@ -43,6 +43,43 @@ def test_ks_matches_scipy_asymptotic(shape, shift, n, m):
     assert result.p_value == pytest.approx(default.pvalue, abs=1e-9)
 
 
+def full_search_supremum(sample, window_sorted: np.ndarray) -> float:
+    """sup |F_ref - F_win| by brute force: both CDFs, both one-sided limits, at every
+    reference and window value."""
+    values, cumulative = sample.values, sample.cumulative()
+    points = np.union1d(values, window_sorted)
+    m = window_sorted.size
+    ref_right = cumulative[np.searchsorted(values, points, side="right")]
+    ref_left = cumulative[np.searchsorted(values, points, side="left")]
+    win_right = np.searchsorted(window_sorted, points, side="right") / m
+    win_left = np.searchsorted(window_sorted, points, side="left") / m
+    return float(max(np.max(np.abs(ref_right - win_right)), np.max(np.abs(ref_left - win_left))))
+
+
+@pytest.mark.parametrize("case", range(60))
+def test_ks_statistic_is_exactly_the_full_search(case):
+    # the coarse-then-fine search must find the same supremum as looking everywhere,
+    # with windows that tie reference values, have ties of their own, or neither
+    rng = np.random.default_rng(case)
+    n = int(rng.integers(50, 20000))
+    m = int(rng.integers(200, 12000))
+    reference = np.round(rng.normal(size=n), int(rng.integers(1, 4)))
+    kind = case % 3
+    if kind == 0:
+        window = rng.normal(rng.uniform(-0.3, 0.3), 1.0, m)
+    elif kind == 1:  # some window values equal reference values, the window has no ties
+        window = np.unique(np.concatenate((rng.choice(reference, m // 4), rng.normal(size=m))))
+    else:  # rounded: ties within the window too
+        window = np.round(rng.normal(0.05, 1.0, m), 2)
+    capacity = n if case % 2 else 2000  # exact sample or a weighted summary
+    summary = QuantileSummary(capacity=max(capacity, 2))
+    summary.add(reference)
+    sample = summary.result()
+    window = np.sort(window)
+    result = st.ks_against_reference(sample, window)
+    assert result.statistic == pytest.approx(full_search_supremum(sample, window), abs=1e-12)
+
+
 def test_ks_p_value_is_the_same_in_the_regime_scipy_sums_slowly():
     for size in (300, 2000, 9091, 40000):
         for statistic in np.linspace(np.sqrt(2.2 / size), np.sqrt(60 / size), 12):

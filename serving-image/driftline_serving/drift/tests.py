@@ -42,9 +42,8 @@ def ks_against_reference(
 
     F_window is constant between window points and F_reference is monotone, so the
     supremum of |F_ref - F_win| is reached at a window point (right limits) or just
-    before one (left limits): one binary search of the window into the reference (of
-    the distinct window values only, when the window has ties), plus a second one only
-    for the window values that equal a reference value.
+    before one (left limits). With ties in the window (discrete data) each distinct
+    window value is searched in the reference; without them, see `_continuous_supremum`.
     """
     m = window_sorted.size
     n = reference.count
@@ -53,39 +52,112 @@ def ks_against_reference(
     cumulative = reference.cumulative() if cumulative is None else cumulative
     values = reference.values
     if m > 1 and np.any(window_sorted[1:] == window_sorted[:-1]):
-        # ties in the window (discrete data): the supremum only needs each distinct
-        # value, with the window CDF just below it (run start) and at it (run end)
+        # ties in the window: the supremum only needs each distinct value, with the
+        # window CDF just below it (run start) and at it (run end)
         starts = np.concatenate(([0], np.flatnonzero(window_sorted[1:] != window_sorted[:-1]) + 1))
         ends = np.concatenate((starts[1:], [m]))
         points = window_sorted[starts]
         win_left, win_right = starts / m, ends / m
         ref_right = cumulative[np.searchsorted(values, points, side="right")]
         ref_left = cumulative[np.searchsorted(values, points, side="left")]
+        statistic = max(
+            float(np.max(win_right - ref_right)),
+            float(np.max(ref_right - win_right)),
+            float(np.max(ref_left - win_left)),
+            float(np.max(win_left - ref_left)),
+        )
     else:
-        points = window_sorted
-        steps = _window_steps(m)
-        win_left, win_right = steps[:-1], steps[1:]
-        right = np.searchsorted(values, points, side="right")
-        ref_right = cumulative[right]
-        # a window value equal to a reference value needs F_ref just below it as well
-        tied = values[np.maximum(right - 1, 0)] == points
-        if not tied.any():
-            # F_ref is the same on both sides of every window point: the window's step
-            # above it and the one below it are the only candidates
-            statistic = max(
-                float(np.max(win_right - ref_right)), float(np.max(ref_right - win_left))
-            )
-            return KSResult(statistic, ks_p_value(statistic, n, m))
-        left = right.copy()
-        left[tied] = np.searchsorted(values, points[tied], side="left")
-        ref_left = cumulative[left]
-    statistic = max(
+        statistic = _continuous_supremum(values, cumulative, window_sorted)
+    return KSResult(statistic, ks_p_value(statistic, n, m))
+
+
+def _continuous_supremum(values: FloatArray, cumulative: FloatArray, window: FloatArray) -> float:
+    """sup |F_ref - F_win| for a strictly increasing window, exactly, searching only the
+    window points that can hold it.
+
+    The binary search of every window point into the reference was a third of an
+    evaluation's time. Instead, every k-th point is searched first (k about the cube
+    root of m / 3). Between two searched points a < b, F_ref lies between its values at
+    a and b, and F_win between steps (a+1)/m and b/m, so no point inside the block can
+    exceed max(b/m - F_ref(a), F_ref(b) - (a+1)/m). Only the blocks whose bound beats
+    the best value found so far are searched point by point: about 400 of 10 000
+    points. The bound and the candidates are the same floating-point expressions as a
+    full search, so the result is identical to it, not an approximation.
+    """
+    m = window.size
+    steps = _window_steps(m)
+    stride = _coarse_stride(m)
+    if stride == 1:
+        return _supremum_at(values, cumulative, window, steps, np.arange(m))[0]
+    coarse = _coarse_points(m, stride)
+    best, ref_right = _supremum_at(values, cumulative, window, steps, coarse)
+    starts, ends = coarse[:-1], coarse[1:]
+    bound = np.maximum(steps[ends] - ref_right[:-1], ref_right[1:] - steps[starts + 1])
+    open_blocks = np.flatnonzero(bound > best)
+    if open_blocks.size == 0:
+        return best
+    inside = _block_interiors(starts[open_blocks], ends[open_blocks])
+    if inside.size == 0:
+        return best
+    return max(best, _supremum_at(values, cumulative, window, steps, inside)[0])
+
+
+def _supremum_at(
+    values: FloatArray,
+    cumulative: FloatArray,
+    window: FloatArray,
+    steps: FloatArray,
+    index: NDArray[np.int64],
+) -> tuple[float, FloatArray]:
+    """The largest |F_ref - F_win| at the window points `index` (both one-sided limits),
+    and F_ref at each of them."""
+    points = window[index]
+    right = np.searchsorted(values, points, side="right")
+    ref_right = cumulative[right]
+    win_left, win_right = steps[index], steps[index + 1]
+    tied = values[np.maximum(right - 1, 0)] == points
+    if not tied.any():
+        # F_ref is continuous at every point: F_win's step above it and the one below
+        # it are the only candidates
+        best = max(float(np.max(win_right - ref_right)), float(np.max(ref_right - win_left)))
+        return best, ref_right
+    # a window value equal to a reference value: F_ref jumps there, so both sides are
+    # compared at their own limit
+    left = right.copy()
+    left[tied] = np.searchsorted(values, points[tied], side="left")
+    ref_left = cumulative[left]
+    best = max(
         float(np.max(win_right - ref_right)),
         float(np.max(ref_right - win_right)),
         float(np.max(ref_left - win_left)),
         float(np.max(win_left - ref_left)),
     )
-    return KSResult(statistic, ks_p_value(statistic, n, m))
+    return best, ref_right
+
+
+def _coarse_stride(m: int) -> int:
+    """Block size for `_continuous_supremum`: the coarse search costs m / k points and
+    the blocks left open about k^2 / 2 (measured), least near k = (m / 3)^(1/3); below
+    a few hundred points the extra calls cost more than they save."""
+    return 1 if m < 256 else max(2, round((m / 3) ** (1 / 3)))
+
+
+@functools.lru_cache(maxsize=8)
+def _coarse_points(m: int, stride: int) -> NDArray[np.int64]:
+    """0, k, 2k, ... and m - 1: the first points searched; windows repeat their size."""
+    points = np.arange(0, m, stride)
+    if points[-1] != m - 1:
+        points = np.append(points, m - 1)
+    points.setflags(write=False)
+    return points
+
+
+def _block_interiors(starts: NDArray[np.int64], ends: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The indices strictly between each start and its end, concatenated in order."""
+    lengths = ends - starts - 1
+    total = int(lengths.sum())
+    offsets = np.cumsum(lengths) - lengths
+    return np.repeat(starts + 1 - offsets, lengths) + np.arange(total)
 
 
 @functools.lru_cache(maxsize=8)

@@ -28,6 +28,8 @@ class NumericColumn:
 def numeric_column(values: Any) -> NumericColumn:
     """Coerce a column to float64; NaN, infinities and non-numbers are counted and dropped."""
     array, unparseable = as_float(values)
+    if np.isfinite(array).all():  # the usual case: one pass, no copy
+        return NumericColumn(array, 0, 0, 0)
     is_nan = np.isnan(array)
     is_inf = np.isinf(array)
     finite = array[~(is_nan | is_inf)] if (is_nan.any() or is_inf.any()) else array
