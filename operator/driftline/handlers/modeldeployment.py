@@ -238,21 +238,7 @@ def reconcile_model_deployment(
         else None
     )
     try:
-        write_status(
-            runtime,
-            body,
-            lambda fresh, conflicted: compute_status(
-                fresh,
-                target=target,
-                # After a conflict someone wrote newer news: read the tracks again too.
-                deployments=_reread_tracks(runtime, namespace, observed)
-                if conflicted
-                else observed,
-                apply=outcome,
-                url=url,
-                now=now,
-            ),
-        )
+        _write_tracks_status(runtime, body, observed, target, outcome, url, now)
     except KubeError as error:
         failure = failure or error
     if failure is not None:
@@ -294,15 +280,29 @@ def refresh_status_from_deployment(
     if stable is not None:
         model_name = (stable.get("metadata", {}).get("labels") or {}).get(lbl.NAME, model_name)
     url = serving_url(owner, namespace, model_name, runtime.settings) if model_name else None
-    now = now_rfc3339()
+    _write_tracks_status(runtime, body, observed, target, None, url, now_rfc3339())
+
+
+def _write_tracks_status(
+    runtime: Runtime,
+    body: Mapping[str, Any],
+    observed: Mapping[str, Mapping[str, Any]],
+    target: ModelVersion | None,
+    apply: ApplyOutcome | None,
+    url: str | None,
+    now: str,
+) -> None:
+    """Write the status computed from the observed track Deployments."""
+    namespace = body["metadata"]["namespace"]
     write_status(
         runtime,
         body,
         lambda fresh, conflicted: compute_status(
             fresh,
             target=target,
+            # After a conflict someone wrote newer news: read the tracks again too.
             deployments=_reread_tracks(runtime, namespace, observed) if conflicted else observed,
-            apply=None,
+            apply=apply,
             url=url,
             now=now,
         ),
