@@ -11,12 +11,7 @@ import numpy as np
 
 from driftline_serving.evaluator.receiver import SampleReceiver
 from driftline_serving.sampling.codec import Feedback, Message, SampleBatch
-from driftline_serving.sampling.sampler import (
-    AnsweredBatch,
-    Sampler,
-    batch_from_answered,
-    batch_from_records,
-)
+from driftline_serving.sampling.sampler import AnsweredBatch, Sampler, batch_from_answered
 from driftline_serving.server.batching import PendingRequest
 from driftline_serving.server.observers import InferenceRecord
 
@@ -69,9 +64,34 @@ async def test_every_sampled_row_arrives_in_order(tmp_path: Path) -> None:
 
 
 def test_requests_without_an_id_get_unique_names_off_the_request_path() -> None:
-    records = [record(0), record(1, named=False), record(2, rows=2, named=False)]
-    (batch,) = batch_from_records(records, unnamed_prefix="p-7")
-    assert batch.request_ids == ["req-0", "p-7-1", "p-7-2:0", "p-7-2:1"]
+    answered = [
+        AnsweredBatch(["req-0"], [1], None, 1, 1.0, "v1", *answered_arrays([0])),
+        AnsweredBatch([None, None], [1, 2], None, 3, 2.0, "v1", *answered_arrays([1, 2, 2])),
+    ]
+    (batch,) = batch_from_answered(answered, unnamed_prefix="p-7")
+    assert batch.request_ids == ["req-0", "p-7-0", "p-7-1:0", "p-7-1:1"]
+
+
+async def test_observed_records_of_two_versions_ship_as_separate_frames(tmp_path: Path) -> None:
+    received: list[Message] = []
+    address = f"unix://{tmp_path}/samples.sock"
+    receiver = SampleReceiver(address, received.append)
+    await receiver.start()
+    sampler = Sampler(address, rate=1.0, flush_interval_s=0.01).start()
+    try:
+        first, second = record(1), record(2)
+        second = InferenceRecord(
+            "req-2", "m", "v2", second.inputs, second.outputs, 3.0, second.duration_s
+        )
+        sampler.observe(first)
+        sampler.observe(second)
+        await wait_for(lambda: sum(isinstance(m, SampleBatch) for m in received) == 2)
+    finally:
+        sampler.close()
+        await receiver.close()
+    batches = [m for m in received if isinstance(m, SampleBatch)]
+    assert {b.model_version: b.request_ids for b in batches} == {"v1": ["req-1"], "v2": ["req-2"]}
+    assert [b.received_at.tolist() for b in batches if b.model_version == "v2"] == [[3.0]]
 
 
 def pending(request_id: str | None, rows: int) -> PendingRequest:
@@ -85,10 +105,12 @@ def answered_arrays(values: list[float]) -> tuple[dict, dict]:
 
 def test_answered_batches_keep_the_kept_requests_rows_in_order() -> None:
     inputs, outputs = answered_arrays([1, 2, 2, 3])
-    first = AnsweredBatch(["a", "b", None], [1, 2, 1], [True, False, True], 2, 5.0, inputs, outputs)
+    first = AnsweredBatch(
+        ["a", "b", None], [1, 2, 1], [True, False, True], 2, 5.0, "v1", inputs, outputs
+    )
     inputs, outputs = answered_arrays([4])
-    second = AnsweredBatch([None], [1], None, 1, 6.0, inputs, outputs)
-    (batch,) = batch_from_answered([first, second], "v1", unnamed_prefix="p")
+    second = AnsweredBatch([None], [1], None, 1, 6.0, "v1", inputs, outputs)
+    (batch,) = batch_from_answered([first, second], unnamed_prefix="p")
     assert batch.request_ids == ["a", "p-0", "p-1"]
     np.testing.assert_array_equal(batch.inputs["x"][:, 0], [1, 3, 4])
     np.testing.assert_array_equal(batch.outputs["y"][:, 1], [-1, -3, -4])
@@ -97,10 +119,10 @@ def test_answered_batches_keep_the_kept_requests_rows_in_order() -> None:
 
 
 def test_answered_batches_of_another_layout_become_their_own_frame() -> None:
-    narrow = AnsweredBatch(["a"], [2], None, 2, 1.0, *answered_arrays([1, 1]))
+    narrow = AnsweredBatch(["a"], [2], None, 2, 1.0, "v1", *answered_arrays([1, 1]))
     wide_inputs = {"x": np.zeros((1, 6), dtype=np.float32)}
-    wide = AnsweredBatch(["w"], [1], None, 1, 2.0, wide_inputs, {"y": np.zeros((1, 2))})
-    batches = batch_from_answered([narrow, wide], "v1")
+    wide = AnsweredBatch(["w"], [1], None, 1, 2.0, "v1", wide_inputs, {"y": np.zeros((1, 2))})
+    batches = batch_from_answered([narrow, wide])
     assert [b.request_ids for b in batches] == [["a:0", "a:1"], ["w"]]
     assert [b.inputs["x"].shape for b in batches] == [(2, 4), (1, 6)]
 

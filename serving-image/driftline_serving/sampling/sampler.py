@@ -1,9 +1,10 @@
 """The server side of sampling: an inference observer that never blocks a request.
 
-The server asks `wants()` (a coin flip) before it builds a record at all; `observe`
-appends the record to a bounded buffer, dropping (and counting) when the buffer is full. A
-shipper thread drains the buffer in batches, encodes them and writes them to the
-sidecar's socket; if the sidecar is away, those rows are dropped and counted too, and
+The batcher hands each answered batch to `batch_answered`, which flips a coin per
+request and appends the batch's arrays (by reference) to a bounded buffer, dropping
+(and counting) when the buffer is full; `observe` does the same for one request, for
+callers that have a single record. A shipper thread drains the buffer, encodes the kept
+rows as frames and writes them to the sidecar's socket; if the sidecar is away, those rows are dropped and counted too, and
 the shipper reconnects with backoff. Nothing here can slow or fail a request.
 """
 
@@ -63,51 +64,6 @@ def open_channel(address: str, timeout_s: float = 2.0) -> socket.socket:
     return sock
 
 
-def batch_from_records(
-    records: list[InferenceRecord], rows: list[int] | None = None, unnamed_prefix: str = "anon"
-) -> list[SampleBatch]:
-    """Concatenate records into one SampleBatch per model version (pure).
-
-    `rows` are the records' row counts when the caller has them. A record without a
-    request id is named `{unnamed_prefix}-{index in the batch}`; the shipper passes a
-    prefix unique to the batch.
-    """
-    counts = rows if rows is not None else [_rows(r) for r in records]
-    by_version: dict[str, list[int]] = {}
-    for index, record in enumerate(records):
-        by_version.setdefault(record.model_version, []).append(index)
-    batches = []
-    for version, members in by_version.items():
-        group = [records[i] for i in members]
-        group_rows = [counts[i] for i in members]
-        ids = [
-            r.request_id if r.request_id is not None else f"{unnamed_prefix}-{i}"
-            for r, i in zip(group, members, strict=True)
-        ]
-        received = np.array([r.received_at_unix_s for r in group], dtype=np.float64)
-        if all(n == 1 for n in group_rows):  # the usual case: one row per request
-            request_ids = ids
-        else:
-            request_ids = [
-                request_id if n == 1 else f"{request_id}:{i}"
-                for request_id, n in zip(ids, group_rows, strict=True)
-                for i in range(n)
-            ]
-            received = np.repeat(received, group_rows)
-        batches.append(
-            SampleBatch(
-                model_version=version,
-                request_ids=request_ids,
-                received_at=received,
-                inputs={n: np.concatenate([r.inputs[n] for r in group]) for n in group[0].inputs},
-                outputs={
-                    n: np.concatenate([r.outputs[n] for r in group]) for n in group[0].outputs
-                },
-            )
-        )
-    return batches
-
-
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs microseconds per instance
 class AnsweredBatch:
     """An answered batch as the batcher handed it over: its arrays by reference (fresh
@@ -119,24 +75,29 @@ class AnsweredBatch:
     kept: list[bool] | None
     kept_rows: int  # the rows of the kept requests: what the buffer counted
     received_at_unix_s: float
+    model_version: str
     inputs: Mapping[str, np.ndarray]
     outputs: Mapping[str, np.ndarray]
 
 
 def batch_from_answered(
-    answered: list[AnsweredBatch], model_version: str, unnamed_prefix: str = "anon"
+    answered: list[AnsweredBatch], unnamed_prefix: str = "anon"
 ) -> list[SampleBatch]:
-    """The kept rows of answered batches as SampleBatches, one per array layout (pure).
+    """The kept rows of answered batches as SampleBatches, one per model version and
+    array layout, in order of first appearance (pure).
 
     Requests without an id are named `{unnamed_prefix}-{n}`, n counting them; a request
     of several rows gives ids `id:0`, `id:1`, ...
     """
     groups: dict[tuple[object, ...], list[AnsweredBatch]] = {}
     for item in answered:
-        layout = tuple(
-            (group, name, array.shape[1:], array.dtype.str)
-            for group, arrays in (("in", item.inputs), ("out", item.outputs))
-            for name, array in arrays.items()
+        layout = (
+            item.model_version,
+            *(
+                (group, name, array.shape[1:], array.dtype.str)
+                for group, arrays in (("in", item.inputs), ("out", item.outputs))
+                for name, array in arrays.items()
+            ),
         )
         groups.setdefault(layout, []).append(item)
     batches = []
@@ -165,7 +126,7 @@ def batch_from_answered(
                     target[name].append(array if mask is None else array[mask])
         batches.append(
             SampleBatch(
-                model_version=model_version,
+                model_version=members[0].model_version,
                 request_ids=request_ids,
                 received_at=np.array(received, dtype=np.float64),
                 inputs={name: np.concatenate(parts) for name, parts in inputs.items()},
@@ -204,7 +165,6 @@ class Sampler:
         self.stats = SamplerStats()
         self._random = (rng or random.Random()).random
         # deque.append and popleft are atomic: the request path takes no lock
-        self._records: deque[InferenceRecord] = deque()
         self._answered: deque[AnsweredBatch] = deque()
         self._queued_rows = 0
         self._feedback: deque[Feedback] = deque()
@@ -257,7 +217,9 @@ class Sampler:
             self.stats.dropped_queue_full += taken
             return
         self._answered.append(
-            AnsweredBatch(request_ids, rows, kept, taken, time.time(), inputs, outputs)
+            AnsweredBatch(
+                request_ids, rows, kept, taken, time.time(), self.model_version, inputs, outputs
+            )
         )
         self._queued_rows += taken  # only this thread adds; the shipper subtracts
         self.stats.sampled_rows += taken
@@ -265,13 +227,25 @@ class Sampler:
             self._wake.set()
 
     def observe(self, record: InferenceRecord) -> None:
-        """Keep a sampled request. Its arrays are kept by reference, not copied: they view
-        immutable request bodies or fresh per-batch outputs (see InferenceRecord)."""
+        """Keep one sampled request (the InferenceObserver path; the server hands whole
+        batches to `batch_answered`). Its arrays are kept by reference, not copied: they
+        view immutable request bodies or fresh per-batch outputs (see InferenceRecord)."""
         rows = _rows(record)
         if self._queued_rows + rows > self.queue_rows:
             self.stats.dropped_queue_full += rows
             return
-        self._records.append(record)
+        self._answered.append(
+            AnsweredBatch(
+                [record.request_id],
+                [rows],
+                None,
+                rows,
+                record.received_at_unix_s,
+                record.model_version,
+                record.inputs,
+                record.outputs,
+            )
+        )
         self._queued_rows += rows  # only this thread adds; the shipper subtracts what it took
         self.stats.sampled_rows += rows
         if self._queued_rows >= self.max_frame_rows:
@@ -332,36 +306,25 @@ class Sampler:
             self._wake.wait(self.flush_interval_s)
             self._wake.clear()
             answered = [self._answered.popleft() for _ in range(len(self._answered))]
-            records = [self._records.popleft() for _ in range(len(self._records))]
             feedback = [self._feedback.popleft() for _ in range(len(self._feedback))]
-            rows = [_rows(r) for r in records]
-            answered_rows = sum(a.kept_rows for a in answered)
-            self._queued_rows -= sum(rows) + answered_rows
-            if answered or records or feedback:
-                self._ship(answered, answered_rows, records, rows, feedback)
+            rows = sum(a.kept_rows for a in answered)
+            self._queued_rows -= rows
+            if answered or feedback:
+                self._ship(answered, rows, feedback)
             if self._stop.is_set():
                 return
 
-    def _ship(
-        self,
-        answered: list[AnsweredBatch],
-        answered_rows: int,
-        records: list[InferenceRecord],
-        rows: list[int],
-        feedback: list[Feedback],
-    ) -> None:
+    def _ship(self, answered: list[AnsweredBatch], rows: int, feedback: list[Feedback]) -> None:
         frames: list[tuple[bytes, int, bool]] = []
         self._batches_shipped += 1
         try:
             unnamed = f"{self._id_prefix}-{self._batches_shipped}"
-            batches = batch_from_answered(answered, self.model_version, f"{unnamed}-b")
-            batches += batch_from_records(records, rows, unnamed)
-            for batch in batches:
+            for batch in batch_from_answered(answered, unnamed):
                 frames.append((encode(batch), batch.rows, False))
             frames.extend((encode(fb), len(fb.request_ids), True) for fb in feedback)
         except ValueError:
             log.exception("could not encode sampled rows; dropping them")
-            self.stats.dropped_unsent += sum(rows) + answered_rows
+            self.stats.dropped_unsent += rows
             return
         for index, (frame, count, is_feedback) in enumerate(frames):
             if not self._send(frame):
