@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +37,23 @@ async def wait_for(predicate, timeout_s: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_every_sampled_row_arrives_in_order(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def channel(tmp_path: Path) -> AsyncIterator[tuple[Sampler, list[Message]]]:
+    """A sampler shipping everything to a receiver over a real Unix socket."""
     received: list[Message] = []
     address = f"unix://{tmp_path}/samples.sock"
     receiver = SampleReceiver(address, received.append)
     await receiver.start()
     sampler = Sampler(address, rate=1.0, flush_interval_s=0.01).start()
     try:
+        yield sampler, received
+    finally:
+        sampler.close()
+        await receiver.close()
+
+
+async def test_every_sampled_row_arrives_in_order(tmp_path: Path) -> None:
+    async with channel(tmp_path) as (sampler, received):
         for i in range(500):
             sampler.observe(record(i))
         sampler.observe(record(1000, rows=3))
@@ -49,9 +61,6 @@ async def test_every_sampled_row_arrives_in_order(tmp_path: Path) -> None:
         batches = lambda: [m for m in received if isinstance(m, SampleBatch)]  # noqa: E731
         await wait_for(lambda: sum(b.rows for b in batches()) == 503)
         await wait_for(lambda: any(isinstance(m, Feedback) for m in received))
-    finally:
-        sampler.close()
-        await receiver.close()
     ids = [r for b in batches() for r in b.request_ids]
     assert ids[:500] == [f"req-{i}" for i in range(500)]
     assert ids[500:] == ["req-1000:0", "req-1000:1", "req-1000:2"]
@@ -73,12 +82,7 @@ def test_requests_without_an_id_get_unique_names_off_the_request_path() -> None:
 
 
 async def test_observed_records_of_two_versions_ship_as_separate_frames(tmp_path: Path) -> None:
-    received: list[Message] = []
-    address = f"unix://{tmp_path}/samples.sock"
-    receiver = SampleReceiver(address, received.append)
-    await receiver.start()
-    sampler = Sampler(address, rate=1.0, flush_interval_s=0.01).start()
-    try:
+    async with channel(tmp_path) as (sampler, received):
         first, second = record(1), record(2)
         second = InferenceRecord(
             "req-2", "m", "v2", second.inputs, second.outputs, 3.0, second.duration_s
@@ -86,9 +90,6 @@ async def test_observed_records_of_two_versions_ship_as_separate_frames(tmp_path
         sampler.observe(first)
         sampler.observe(second)
         await wait_for(lambda: sum(isinstance(m, SampleBatch) for m in received) == 2)
-    finally:
-        sampler.close()
-        await receiver.close()
     batches = [m for m in received if isinstance(m, SampleBatch)]
     assert {b.model_version: b.request_ids for b in batches} == {"v1": ["req-1"], "v2": ["req-2"]}
     assert [b.received_at.tolist() for b in batches if b.model_version == "v2"] == [[3.0]]
