@@ -267,8 +267,8 @@ def render(
             f" {len(calibration['seeds'])} | {bonf['sets_above_significance']} of"
             f" {len(calibration['seeds'])} |",
             "| one-sided binomial test of a true rate above 5%, p"
-            f" | {bh['binomial_p_rate_above_significance']:.2f}"
-            f" | {bonf['binomial_p_rate_above_significance']:.2f} |",
+            f" | {bh['binomial_p_rate_above_significance']:.3f}"
+            f" | {bonf['binomial_p_rate_above_significance']:.3f} |",
             f"| per-feature false-positive rate | {bh['per_feature_false_positive_rate']:.4%}"
             f" | {bonf['per_feature_false_positive_rate']:.4%} |",
             f"| multivariate check, clean windows flagged | {pct(bh['multivariate_flag_rate'])}"
