@@ -113,6 +113,20 @@ def wrk_requests(wrk: str, port: int, body: Path, seconds: float, connections: i
     raise RuntimeError(f"no request count in wrk's output:\n{completed.stdout}")
 
 
+def batch_totals(port: int) -> tuple[float, float]:
+    """(requests, batches) the server has run so far, from its batch-size histogram."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
+        text = response.read().decode()
+    totals = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        for kind in totals:
+            if line.startswith(f"driftline_batch_size_requests_{kind} "):
+                totals[kind] = float(line.split()[-1])
+    return totals["sum"], totals["count"]
+
+
 def wait_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     import urllib.error
     import urllib.request
@@ -176,11 +190,14 @@ def measure(
     try:
         wait_ready(port, server, log)
         wrk_requests(wrk, port, body, 3, args.connections)  # warm-up, not counted
+        batched_before = batch_totals(port)
         subprocess.run(["callgrind_control", "-i", "on", str(server.pid)], check=True)
         requests = wrk_requests(wrk, port, body, args.seconds, args.connections)
         shipped_before = sink.bytes if sink else 0
         subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True)
         shipped = shipped_before
+        # read after the dump: the scrape is not in the counted instructions
+        batched_after = batch_totals(port)
     finally:
         server.terminate()
         server.wait(timeout=120)
@@ -201,6 +218,8 @@ def measure(
         "per_request": instructions / requests,
         "rows_per_frame": sampled / flushes if rate else 0.0,
         "shipped_kb": shipped / 1024,
+        "requests_per_batch": (batched_after[0] - batched_before[0])
+        / max(batched_after[1] - batched_before[1], 1.0),
     }
 
 
@@ -235,13 +254,15 @@ def main() -> int:
         f"callgrind, server on CPU 0, wrk -c{args.connections} batch 1 for {args.seconds:g} s per setting, "
         f"flush interval {args.flush_ms:g} ms, null sink",
         "",
-        "| sampling | requests | instructions / request | vs off | rows per frame |",
-        "|---|---|---|---|---|",
+        "| sampling | requests | instructions / request | vs off | rows per frame "
+        "| requests per batch |",
+        "|---|---|---|---|---|---|",
     ]
     for label, result in results.items():
         lines.append(
             f"| {label} | {result['requests']:,.0f} | {result['per_request']:,.0f} | "
-            f"{result['per_request'] / base - 1:+.1%} | {result['rows_per_frame']:,.0f} |"
+            f"{result['per_request'] / base - 1:+.1%} | {result['rows_per_frame']:,.0f} | "
+            f"{result['requests_per_batch']:.1f} |"
         )
     report = "\n".join(lines)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from driftline_serving.evaluator.receiver import SampleReceiver
 from driftline_serving.sampling.codec import Feedback, Message, SampleBatch
@@ -72,13 +73,18 @@ async def test_every_sampled_row_arrives_in_order(tmp_path: Path) -> None:
     )
 
 
-def test_requests_without_an_id_get_unique_names_off_the_request_path() -> None:
+def test_requests_without_an_id_ship_with_the_empty_id() -> None:
+    # their responses carried no id, so no feedback can name them
     answered = [
         AnsweredBatch(["req-0"], [1], None, 1, 1.0, "v1", *answered_arrays([0])),
         AnsweredBatch([None, None], [1, 2], None, 3, 2.0, "v1", *answered_arrays([1, 2, 2])),
+        AnsweredBatch(["req-3", None], [2, 1], None, 3, 3.0, "v1", *answered_arrays([3, 3, 4])),
     ]
-    (batch,) = batch_from_answered(answered, unnamed_prefix="p-7")
-    assert batch.request_ids == ["req-0", "p-7-0", "p-7-1:0", "p-7-1:1"]
+    (batch,) = batch_from_answered(answered)
+    assert batch.request_ids == ["req-0", "", "", "", "req-3:0", "req-3:1", ""]
+    np.testing.assert_array_equal(batch.received_at, [1, 2, 2, 2, 3, 3, 3])
+    (unnamed,) = batch_from_answered([answered[1]])
+    assert unnamed.request_ids == ["", "", ""]
 
 
 async def test_observed_records_of_two_versions_ship_as_separate_frames(tmp_path: Path) -> None:
@@ -111,12 +117,31 @@ def test_answered_batches_keep_the_kept_requests_rows_in_order() -> None:
     )
     inputs, outputs = answered_arrays([4])
     second = AnsweredBatch([None], [1], None, 1, 6.0, "v1", inputs, outputs)
-    (batch,) = batch_from_answered([first, second], unnamed_prefix="p")
-    assert batch.request_ids == ["a", "p-0", "p-1"]
+    (batch,) = batch_from_answered([first, second])
+    assert batch.request_ids == ["a", "", ""]
     np.testing.assert_array_equal(batch.inputs["x"][:, 0], [1, 3, 4])
     np.testing.assert_array_equal(batch.outputs["y"][:, 1], [-1, -3, -4])
     np.testing.assert_array_equal(batch.received_at, [5.0, 5.0, 6.0])
     assert batch.model_version == "v1"
+
+
+@pytest.mark.parametrize(
+    ("kept", "expected"),
+    [
+        ([False, True, False, False], [2.0]),  # one request kept: a view of its row
+        ([True, False, True, True], [1.0, 3.0, 4.0]),
+        ([True, True, True, True], [1.0, 2.0, 3.0, 4.0]),
+    ],
+)
+def test_kept_requests_of_one_row_each(kept: list[bool], expected: list[float]) -> None:
+    inputs, outputs = answered_arrays([1, 2, 3, 4])
+    ids = ["a", "b", "c", "d"]
+    item = AnsweredBatch(ids, [1] * 4, kept, sum(kept), 1.0, "v1", inputs, outputs)
+    (batch,) = batch_from_answered([item])
+    assert batch.request_ids == [i for i, k in zip(ids, kept, strict=True) if k]
+    np.testing.assert_array_equal(batch.inputs["x"][:, 3], expected)
+    np.testing.assert_array_equal(batch.outputs["y"][:, 0], [-v for v in expected])
+    assert batch.received_at.shape == (len(expected),)
 
 
 def test_answered_batches_of_another_layout_become_their_own_frame() -> None:

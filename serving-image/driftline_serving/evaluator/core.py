@@ -133,7 +133,8 @@ class Evaluator:
         labels = classes.astype(str)
         self._outputs.add({PREDICTION: labels, CONFIDENCE: scores}, now)
         for request_id, label in zip(batch.request_ids, labels, strict=True):
-            self._predictions[request_id] = label
+            if request_id:  # rows without an id cannot be named by feedback
+                self._predictions[request_id] = label
         while len(self._predictions) > REMEMBERED_PREDICTIONS:
             self._predictions.popitem(last=False)
 

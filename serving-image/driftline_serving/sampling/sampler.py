@@ -15,7 +15,6 @@ import random
 import socket
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -80,60 +79,93 @@ class AnsweredBatch:
     outputs: Mapping[str, np.ndarray]
 
 
-def batch_from_answered(
-    answered: list[AnsweredBatch], unnamed_prefix: str = "anon"
-) -> list[SampleBatch]:
+def batch_from_answered(answered: list[AnsweredBatch]) -> list[SampleBatch]:
     """The kept rows of answered batches as SampleBatches, one per model version and
     array layout, in order of first appearance (pure).
 
-    Requests without an id are named `{unnamed_prefix}-{n}`, n counting them; a request
-    of several rows gives ids `id:0`, `id:1`, ...
+    A request of several rows gives ids `id:0`, `id:1`, ... A request without an id gets
+    the empty id on each of its rows: its response carried no id, so no feedback can
+    name it, and the evaluator keeps no prediction for it.
+
+    This runs on the shipper thread for every answered batch, and with small batches
+    (low concurrency) its per-batch cost is most of what sampling costs the server, so
+    the usual batch (every request kept, one row each) takes a path without a loop over
+    its requests.
     """
     groups: dict[tuple[object, ...], list[AnsweredBatch]] = {}
     for item in answered:
-        layout = (
-            item.model_version,
-            *(
-                (group, name, array.shape[1:], array.dtype.str)
-                for group, arrays in (("in", item.inputs), ("out", item.outputs))
-                for name, array in arrays.items()
-            ),
-        )
-        groups.setdefault(layout, []).append(item)
+        groups.setdefault(_layout(item), []).append(item)
     batches = []
-    unnamed = 0
     for members in groups.values():
-        request_ids: list[str] = []
-        received: list[float] = []
+        request_ids: list[str | None] = []
+        times: list[float] = []
+        counts: list[int] = []
         inputs: dict[str, list[np.ndarray]] = {name: [] for name in members[0].inputs}
         outputs: dict[str, list[np.ndarray]] = {name: [] for name in members[0].outputs}
         for item in members:
-            kept = item.kept or [True] * len(item.rows)
-            for request_id, rows, keep in zip(item.request_ids, item.rows, kept, strict=True):
-                if not keep:
-                    continue
-                if request_id is None:
-                    request_id = f"{unnamed_prefix}-{unnamed}"
-                    unnamed += 1
-                if rows == 1:
-                    request_ids.append(request_id)
-                else:
-                    request_ids.extend(f"{request_id}:{i}" for i in range(rows))
-                received.extend([item.received_at_unix_s] * rows)
-            mask = None if item.kept is None else np.repeat(np.array(item.kept), item.rows)
+            times.append(item.received_at_unix_s)
+            counts.append(item.kept_rows)
+            if item.kept is None and item.kept_rows == len(item.rows):
+                request_ids += item.request_ids  # one row per request, all kept
+            else:
+                _add_request_ids(request_ids, item)
+            rows = _kept_rows(item)
             for target, arrays in ((inputs, item.inputs), (outputs, item.outputs)):
                 for name, array in arrays.items():
-                    target[name].append(array if mask is None else array[mask])
+                    target[name].append(array if rows is None else array[rows])
         batches.append(
             SampleBatch(
                 model_version=members[0].model_version,
-                request_ids=request_ids,
-                received_at=np.array(received, dtype=np.float64),
+                request_ids=_empty_for_none(request_ids),
+                received_at=np.repeat(np.array(times, dtype=np.float64), counts),
                 inputs={name: np.concatenate(parts) for name, parts in inputs.items()},
                 outputs={name: np.concatenate(parts) for name, parts in outputs.items()},
             )
         )
     return batches
+
+
+def _layout(item: AnsweredBatch) -> tuple[object, ...]:
+    """What must agree for rows to share a frame: version, names, trailing shapes, dtypes."""
+    key: list[object] = [item.model_version]
+    for arrays in (item.inputs, item.outputs):
+        for name, array in arrays.items():
+            key += (name, array.shape[1:], array.dtype)
+        key.append(None)  # between inputs and outputs
+    return tuple(key)
+
+
+def _kept_rows(item: AnsweredBatch) -> slice | list[int] | np.ndarray | None:
+    """Which rows of the batch's arrays to ship: None for all of them; a slice (a view,
+    no copy) when one request of one row is kept, the usual case at low rates."""
+    if item.kept is None:
+        return None
+    if len(item.rows) == sum(item.rows):  # one row per request
+        kept = [index for index, keep in enumerate(item.kept) if keep]
+        if len(kept) == 1:
+            return slice(kept[0], kept[0] + 1)
+        return kept
+    return np.repeat(np.array(item.kept), item.rows)
+
+
+def _empty_for_none(request_ids: list[str | None]) -> list[str]:
+    missing = request_ids.count(None)
+    if missing == len(request_ids):
+        return [""] * missing
+    return [r if r is not None else "" for r in request_ids]
+
+
+def _add_request_ids(request_ids: list[str | None], item: AnsweredBatch) -> None:
+    kept = item.kept or [True] * len(item.rows)
+    for request_id, rows, keep in zip(item.request_ids, item.rows, kept, strict=True):
+        if not keep:
+            continue
+        if rows == 1:
+            request_ids.append(request_id)
+        elif request_id is None:
+            request_ids += [None] * rows
+        else:
+            request_ids += [f"{request_id}:{i}" for i in range(rows)]
 
 
 def _rows(record: InferenceRecord) -> int:
@@ -173,9 +205,6 @@ class Sampler:
         self._socket: socket.socket | None = None
         self._next_connect = 0.0
         self._backoff_s = 0.05
-        # names for sampled requests that came without an id: unique per process
-        self._id_prefix = uuid.uuid4().hex[:12]
-        self._batches_shipped = 0
         self._thread = threading.Thread(target=self._run, name="driftline-sampler", daemon=True)
 
     # --- request path (event loop) ---------------------------------------------------
@@ -316,10 +345,8 @@ class Sampler:
 
     def _ship(self, answered: list[AnsweredBatch], rows: int, feedback: list[Feedback]) -> None:
         frames: list[tuple[bytes, int, bool]] = []
-        self._batches_shipped += 1
         try:
-            unnamed = f"{self._id_prefix}-{self._batches_shipped}"
-            for batch in batch_from_answered(answered, unnamed):
+            for batch in batch_from_answered(answered):
                 frames.append((encode(batch), batch.rows, False))
             frames.extend((encode(fb), len(fb.request_ids), True) for fb in feedback)
         except ValueError:
