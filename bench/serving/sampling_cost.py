@@ -122,7 +122,8 @@ def batch_totals(port: int) -> tuple[float, float]:
     totals = {"sum": 0.0, "count": 0.0}
     for line in text.splitlines():
         for kind in totals:
-            if line.startswith(f"driftline_batch_size_requests_{kind} "):
+            # e.g. driftline_batch_size_requests_sum{model="mlp"} 1234.0
+            if line.startswith(f"driftline_batch_size_requests_{kind}{{"):
                 totals[kind] = float(line.split()[-1])
     return totals["sum"], totals["count"]
 
