@@ -12,9 +12,9 @@ on a Unix socket, as in a pod. wrk drives batch-1 requests at concurrency 64 (an
 Every pod is measured once per round, in a fresh random order, so that other load on
 the machine falls on all settings alike. On a shared virtual machine one server's
 throughput over one second varies by 13-23% (coefficient of variation) from one second
-to the next, and its CPU time per request as much (so it is not only stolen time), while
-averages of identical server processes agree within that noise: hence many short
-measurements rather than a few long ones. The table shows each setting's median, its
+to the next, and its CPU time per request as much (so it is not only stolen time):
+hence many short measurements rather than a few long ones. Identical server processes
+can also differ by several percent, hence more than one per setting. The table shows each setting's median, its
 change against "off" in mean throughput, and a 95% bootstrap interval of that change.
 "0%" (the sampler wired in, sampling nothing) is the control: its interval shows the
 noise. Target: at most 5% throughput loss at 100% sampling.
