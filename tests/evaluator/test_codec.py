@@ -12,6 +12,7 @@ from driftline_serving.sampling.codec import (
     SampleBatch,
     decode,
     encode,
+    encode_blocks,
     frame_length,
     header_length,
 )
@@ -29,6 +30,37 @@ def batch(rows: int = 3) -> SampleBatch:
         },
         outputs={"probabilities": rng.random((rows, 3)).astype(np.float32)},
     )
+
+
+def test_row_blocks_are_joined_into_one_array_of_each_kind() -> None:
+    wide = np.arange(48, dtype=np.float32).reshape(6, 8)
+    x = wide[:, :4].copy()
+    blocks = [x[:2], x[2:3], x[[3, 4]], wide[5:6, ::2]]  # views, a copy, a strided block
+    big_endian = np.arange(6, dtype=">i4")
+    frame = encode_blocks(
+        "v1",
+        [f"r{i}" for i in range(6)],
+        np.arange(6, dtype=np.float64),
+        {"x": blocks, "k": [big_endian[:3], big_endian[3:]]},
+        {"y": [np.ones((6, 2))]},
+    )
+    decoded = decode(frame)
+    assert isinstance(decoded, SampleBatch)
+    expected_x = np.concatenate([np.ascontiguousarray(b) for b in blocks])
+    np.testing.assert_array_equal(decoded.inputs["x"], expected_x)
+    np.testing.assert_array_equal(decoded.inputs["k"], np.arange(6))
+    assert decoded.inputs["k"].dtype == np.dtype("<i4")
+    assert decoded.outputs["y"].shape == (6, 2)
+
+
+def test_row_blocks_that_disagree_are_refused() -> None:
+    ids, times = ["a", "b"], np.zeros(2)
+    mixed = {"x": [np.zeros((1, 2), np.float32), np.zeros((1, 2), np.int32)]}
+    with pytest.raises(CodecError, match="different dtypes"):
+        encode_blocks("v", ids, times, mixed, {})
+    too_few = {"x": [np.zeros((1, 2), np.float32)]}
+    with pytest.raises(CodecError, match="do not hold 2 rows"):
+        encode_blocks("v", ids, times, too_few, {})
 
 
 def test_round_trip_keeps_every_array_exactly() -> None:

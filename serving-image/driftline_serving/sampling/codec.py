@@ -9,6 +9,7 @@ carry code. Everything here is pure and raises CodecError on malformed input.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,26 +53,56 @@ class Feedback:
 Message = SampleBatch | Feedback
 
 
-def _array_entries(group: str, arrays: dict[str, np.ndarray]) -> list[tuple[dict[str, Any], bytes]]:
-    entries = []
-    for name, array in arrays.items():
-        contiguous = np.ascontiguousarray(array)
-        if contiguous.dtype.kind not in _ALLOWED_KINDS:
-            raise CodecError(f"{group}.{name}: dtype {contiguous.dtype} cannot be sampled")
-        little = contiguous.astype(contiguous.dtype.newbyteorder("<"), copy=False)
-        data = little.tobytes()
-        entries.append(
-            (
-                {
-                    "group": group,
-                    "name": name,
-                    "dtype": little.dtype.str,
-                    "shape": list(little.shape),
-                },
-                data,
-            )
-        )
-    return entries
+def _array_entry(
+    group: str, name: str, blocks: Sequence[np.ndarray], rows: int
+) -> tuple[dict[str, Any], bytes]:
+    """One array of the frame from its row blocks, which share dtype and trailing shape:
+    joined straight into the frame's bytes, without concatenating them first."""
+    first = blocks[0]
+    dtype = first.dtype
+    if dtype.kind not in _ALLOWED_KINDS:
+        raise CodecError(f"{group}.{name}: dtype {dtype} cannot be sampled")
+    little = dtype.newbyteorder("<")
+    if dtype == little:
+        try:
+            # each block's own buffer, copied once (numpy arrays export the buffer
+            # protocol, which numpy's type hints do not declare)
+            data = b"".join(blocks)  # type: ignore[arg-type]
+        except (BufferError, TypeError, ValueError):  # a block that is not contiguous
+            data = b"".join(np.ascontiguousarray(block).tobytes() for block in blocks)
+    else:
+        data = b"".join(block.astype(little).tobytes() for block in blocks)
+    shape = [rows, *first.shape[1:]]
+    if len(data) != little.itemsize * int(np.prod(shape, dtype=np.int64)):
+        raise CodecError(f"{group}.{name}: its blocks do not hold {rows} rows of {shape[1:]}")
+    return {"group": group, "name": name, "dtype": little.str, "shape": shape}, data
+
+
+def encode_blocks(
+    model_version: str,
+    request_ids: list[str],
+    received_at: np.ndarray,
+    inputs: Mapping[str, Sequence[np.ndarray]],
+    outputs: Mapping[str, Sequence[np.ndarray]],
+) -> bytes:
+    """A samples frame from row blocks: each array given as a list of blocks of rows
+    (same dtype and trailing shape), together one row per request id."""
+    rows = len(request_ids)
+    entries = [_array_entry("meta", "received_at", [received_at], rows)]
+    for group, arrays in (("inputs", inputs), ("outputs", outputs)):
+        for name, blocks in arrays.items():
+            dtype = blocks[0].dtype
+            # identity first: arrays of one builtin dtype share its descriptor
+            if any(block.dtype is not dtype and block.dtype != dtype for block in blocks):
+                raise CodecError(f"{group}.{name}: row blocks of different dtypes")
+            entries.append(_array_entry(group, name, blocks, rows))
+    header = {
+        "kind": "samples",
+        "model_version": model_version,
+        "request_ids": request_ids,
+        "arrays": [meta for meta, _ in entries],
+    }
+    return _frame(header, [data for _, data in entries])
 
 
 def encode(message: Message) -> bytes:
@@ -84,24 +115,28 @@ def encode(message: Message) -> bytes:
             "labels": message.labels,
             "arrays": [],
         }
-        blobs: list[bytes] = []
-    else:
-        rows = message.rows
-        entries = _array_entries("meta", {"received_at": message.received_at})
-        entries += _array_entries("inputs", message.inputs)
-        entries += _array_entries("outputs", message.outputs)
-        for meta, _ in entries:
-            if not meta["shape"] or meta["shape"][0] != rows:
+        return _frame(header, [])
+    rows = message.rows
+    for group, arrays in (("inputs", message.inputs), ("outputs", message.outputs)):
+        for name, array in arrays.items():
+            if array.ndim == 0 or array.shape[0] != rows:
                 raise CodecError(
-                    f"{meta['group']}.{meta['name']}: expected {rows} rows, got shape {meta['shape']}"
+                    f"{group}.{name}: expected {rows} rows, got shape {list(array.shape)}"
                 )
-        header = {
-            "kind": "samples",
-            "model_version": message.model_version,
-            "request_ids": message.request_ids,
-            "arrays": [meta for meta, _ in entries],
-        }
-        blobs = [data for _, data in entries]
+    if message.received_at.shape != (rows,):
+        raise CodecError(
+            f"meta.received_at: expected {rows} rows, got shape {list(message.received_at.shape)}"
+        )
+    return encode_blocks(
+        message.model_version,
+        message.request_ids,
+        message.received_at,
+        {name: [array] for name, array in message.inputs.items()},
+        {name: [array] for name, array in message.outputs.items()},
+    )
+
+
+def _frame(header: dict[str, Any], blobs: list[bytes]) -> bytes:
     header_bytes = orjson.dumps(header)
     return b"".join([MAGIC, _LENGTH.pack(len(header_bytes)), header_bytes, *blobs])
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from prometheus_client import CollectorRegistry, Gauge
 
-from driftline_serving.sampling.codec import Feedback, SampleBatch, encode
+from driftline_serving.sampling.codec import Feedback, SampleBatch, encode, encode_blocks
 from driftline_serving.server.batching import Outputs, PendingRequest
 from driftline_serving.server.observers import InferenceRecord
 
@@ -79,30 +79,49 @@ class AnsweredBatch:
     outputs: Mapping[str, np.ndarray]
 
 
-def batch_from_answered(answered: list[AnsweredBatch]) -> list[SampleBatch]:
-    """The kept rows of answered batches as SampleBatches, one per model version and
-    array layout, in order of first appearance (pure).
+@dataclass(slots=True)
+class RowBlocks:
+    """The kept rows of answered batches that share a frame: each array as the list of
+    its row blocks, one per answered batch, not yet joined."""
+
+    model_version: str
+    request_ids: list[str]
+    received_at: np.ndarray
+    inputs: dict[str, list[np.ndarray]]
+    outputs: dict[str, list[np.ndarray]]
+
+
+def blocks_from_answered(answered: list[AnsweredBatch]) -> list[RowBlocks]:
+    """The kept rows of answered batches, one RowBlocks per model version and array
+    layout, in order of first appearance (pure).
 
     A request of several rows gives ids `id:0`, `id:1`, ... A request without an id gets
     the empty id on each of its rows: its response carried no id, so no feedback can
     name it, and the evaluator keeps no prediction for it.
 
     This runs on the shipper thread for every answered batch, and with small batches
-    (low concurrency) its per-batch cost is most of what sampling costs the server, so
-    the usual batch (every request kept, one row each) takes a path without a loop over
-    its requests.
+    (low concurrency) its per-batch cost is most of what sampling costs the server: the
+    usual batch (every request kept, one row each, the layout of the one before) takes
+    a path without a loop over its requests or a dictionary lookup, and arrays are not
+    concatenated here (the codec joins their bytes).
     """
     groups: dict[tuple[object, ...], list[AnsweredBatch]] = {}
+    previous: tuple[object, ...] | None = None
+    members: list[AnsweredBatch] = []
     for item in answered:
-        groups.setdefault(_layout(item), []).append(item)
-    batches = []
-    for members in groups.values():
+        layout = _layout(item)
+        if layout != previous:
+            members = groups.setdefault(layout, [])
+            previous = layout
+        members.append(item)
+    result = []
+    for group in groups.values():
         request_ids: list[str | None] = []
         times: list[float] = []
         counts: list[int] = []
-        inputs: dict[str, list[np.ndarray]] = {name: [] for name in members[0].inputs}
-        outputs: dict[str, list[np.ndarray]] = {name: [] for name in members[0].outputs}
-        for item in members:
+        inputs: dict[str, list[np.ndarray]] = {name: [] for name in group[0].inputs}
+        outputs: dict[str, list[np.ndarray]] = {name: [] for name in group[0].outputs}
+        for item in group:
             times.append(item.received_at_unix_s)
             counts.append(item.kept_rows)
             if item.kept is None and item.kept_rows == len(item.rows):
@@ -113,24 +132,40 @@ def batch_from_answered(answered: list[AnsweredBatch]) -> list[SampleBatch]:
             for target, arrays in ((inputs, item.inputs), (outputs, item.outputs)):
                 for name, array in arrays.items():
                     target[name].append(array if rows is None else array[rows])
-        batches.append(
-            SampleBatch(
-                model_version=members[0].model_version,
-                request_ids=_empty_for_none(request_ids),
-                received_at=np.repeat(np.array(times, dtype=np.float64), counts),
-                inputs={name: np.concatenate(parts) for name, parts in inputs.items()},
-                outputs={name: np.concatenate(parts) for name, parts in outputs.items()},
+        result.append(
+            RowBlocks(
+                group[0].model_version,
+                _empty_for_none(request_ids),
+                np.repeat(np.array(times, dtype=np.float64), counts),
+                inputs,
+                outputs,
             )
         )
-    return batches
+    return result
+
+
+def batch_from_answered(answered: list[AnsweredBatch]) -> list[SampleBatch]:
+    """`blocks_from_answered` with each array's blocks concatenated (pure)."""
+    return [
+        SampleBatch(
+            model_version=blocks.model_version,
+            request_ids=blocks.request_ids,
+            received_at=blocks.received_at,
+            inputs={name: np.concatenate(parts) for name, parts in blocks.inputs.items()},
+            outputs={name: np.concatenate(parts) for name, parts in blocks.outputs.items()},
+        )
+        for blocks in blocks_from_answered(answered)
+    ]
 
 
 def _layout(item: AnsweredBatch) -> tuple[object, ...]:
-    """What must agree for rows to share a frame: version, names, trailing shapes, dtypes."""
+    """What must agree for rows to share a frame: version, names, trailing shapes and
+    dtypes (as number and byte order: comparing and hashing dtype objects costs more)."""
     key: list[object] = [item.model_version]
     for arrays in (item.inputs, item.outputs):
         for name, array in arrays.items():
-            key += (name, array.shape[1:], array.dtype)
+            dtype = array.dtype
+            key += (name, array.shape[1:], dtype.num, dtype.byteorder)
         key.append(None)  # between inputs and outputs
     return tuple(key)
 
@@ -346,8 +381,15 @@ class Sampler:
     def _ship(self, answered: list[AnsweredBatch], rows: int, feedback: list[Feedback]) -> None:
         frames: list[tuple[bytes, int, bool]] = []
         try:
-            for batch in batch_from_answered(answered):
-                frames.append((encode(batch), batch.rows, False))
+            for blocks in blocks_from_answered(answered):
+                frame = encode_blocks(
+                    blocks.model_version,
+                    blocks.request_ids,
+                    blocks.received_at,
+                    blocks.inputs,
+                    blocks.outputs,
+                )
+                frames.append((frame, len(blocks.request_ids), False))
             frames.extend((encode(fb), len(fb.request_ids), True) for fb in feedback)
         except ValueError:
             log.exception("could not encode sampled rows; dropping them")
