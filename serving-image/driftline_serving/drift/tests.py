@@ -60,12 +60,7 @@ def ks_against_reference(
         win_left, win_right = starts / m, ends / m
         ref_right = cumulative[np.searchsorted(values, points, side="right")]
         ref_left = cumulative[np.searchsorted(values, points, side="left")]
-        statistic = max(
-            float(np.max(win_right - ref_right)),
-            float(np.max(ref_right - win_right)),
-            float(np.max(ref_left - win_left)),
-            float(np.max(win_left - ref_left)),
-        )
+        statistic = _largest_gap(win_left, win_right, ref_left, ref_right)
     else:
         statistic = _continuous_supremum(values, cumulative, window_sorted)
     return KSResult(statistic, ks_p_value(statistic, n, m))
@@ -126,13 +121,20 @@ def _supremum_at(
     left = right.copy()
     left[tied] = np.searchsorted(values, points[tied], side="left")
     ref_left = cumulative[left]
-    best = max(
+    return _largest_gap(win_left, win_right, ref_left, ref_right), ref_right
+
+
+def _largest_gap(
+    win_left: FloatArray, win_right: FloatArray, ref_left: FloatArray, ref_right: FloatArray
+) -> float:
+    """max |F_ref - F_win| over points, comparing both CDFs at each point (right limits)
+    and just below it (left limits)."""
+    return max(
         float(np.max(win_right - ref_right)),
         float(np.max(ref_right - win_right)),
         float(np.max(ref_left - win_left)),
         float(np.max(win_left - ref_left)),
     )
-    return best, ref_right
 
 
 def _coarse_stride(m: int) -> int:

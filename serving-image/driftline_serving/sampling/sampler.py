@@ -277,28 +277,18 @@ class Sampler:
             rows = [item.rows for item in batch]
             request_ids = [item.request_id for item in batch]
         taken = sum(rows) if kept is None else sum(n for n, k in zip(rows, kept, strict=True) if k)
-        if self._queued_rows + taken > self.queue_rows:
-            self.stats.dropped_queue_full += taken
-            return
-        self._answered.append(
+        self._enqueue(
             AnsweredBatch(
                 request_ids, rows, kept, taken, time.time(), self.model_version, inputs, outputs
             )
         )
-        self._queued_rows += taken  # only this thread adds; the shipper subtracts
-        self.stats.sampled_rows += taken
-        if self._queued_rows >= self.max_frame_rows:
-            self._wake.set()
 
     def observe(self, record: InferenceRecord) -> None:
         """Keep one sampled request (the InferenceObserver path; the server hands whole
         batches to `batch_answered`). Its arrays are kept by reference, not copied: they
         view immutable request bodies or fresh per-batch outputs (see InferenceRecord)."""
         rows = _rows(record)
-        if self._queued_rows + rows > self.queue_rows:
-            self.stats.dropped_queue_full += rows
-            return
-        self._answered.append(
+        self._enqueue(
             AnsweredBatch(
                 [record.request_id],
                 [rows],
@@ -310,8 +300,16 @@ class Sampler:
                 record.outputs,
             )
         )
-        self._queued_rows += rows  # only this thread adds; the shipper subtracts what it took
-        self.stats.sampled_rows += rows
+
+    def _enqueue(self, item: AnsweredBatch) -> None:
+        """Buffer a batch's kept rows, or drop and count them when the buffer is full."""
+        taken = item.kept_rows
+        if self._queued_rows + taken > self.queue_rows:
+            self.stats.dropped_queue_full += taken
+            return
+        self._answered.append(item)
+        self._queued_rows += taken  # only the event loop adds; the shipper subtracts
+        self.stats.sampled_rows += taken
         if self._queued_rows >= self.max_frame_rows:
             self._wake.set()
 
