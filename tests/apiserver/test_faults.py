@@ -41,6 +41,14 @@ def test_fault_by_name_only(server, core):
     assert core.read_namespaced_config_map("b", "default").metadata.name == "b"
 
 
+def test_fault_by_name_hits_the_create_of_that_name(server, core):
+    server.faults.inject(500, verbs=frozenset({"create"}), name="a")
+    with pytest.raises(ApiException) as caught:
+        core.create_namespaced_config_map("default", configmap("a"))
+    assert caught.value.status == 500
+    assert core.create_namespaced_config_map("default", configmap("b")).metadata.name == "b"
+
+
 def test_429_carries_retry_after(server, core):
     server.faults.inject(429, verbs=frozenset({"list"}))
     with pytest.raises(ApiException) as caught:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import kopf
 import pytest
 from operator_harness import NAMESPACE
 
 from driftline.apiserver.faults import Fault
+from driftline.handlers import kube as kube_errors
 from driftline.handlers.kube import Kube, KubeError, resource_path
-from driftline.handlers.runtime import backoff_seconds, kopf_error, reason_for
+from driftline.handlers.retry import MAX_BACKOFF_SECONDS, backoff_seconds, reason_for, retry_delay
 from driftline.reconcile.merge_patch import merge_patch
 
 
@@ -90,7 +90,8 @@ def test_injected_errors_become_retryable_kube_errors(api, kube, kind, status):
         kube.apply(service_body())
     assert raised.value.status == status
     assert raised.value.retryable
-    assert isinstance(kopf_error(raised.value, 0), kopf.TemporaryError)
+    # Retried soon: a conflict at once, throttling and server errors after a short backoff.
+    assert retry_delay(raised.value, 0) <= 1.0
     kube.apply(service_body())  # the next attempt goes through
 
 
@@ -112,7 +113,9 @@ def test_errors_that_retrying_cannot_fix_are_permanent(status, reason):
     error = KubeError(status, "x", "y", "apply Deployment ml/a")
     assert not error.retryable
     assert reason_for(error) == reason
-    assert isinstance(kopf_error(error, 3), kopf.PermanentError)
+    # Retrying the same request cannot help; it is tried again only at the longest backoff,
+    # in case the cause (RBAC, a refused object) is fixed outside the resource.
+    assert retry_delay(error, 3) >= MAX_BACKOFF_SECONDS / 2
 
 
 def test_backoff_grows_and_is_bounded():
@@ -145,3 +148,41 @@ def test_merge_patch():
         "tracks": {"stable": {"r": 2}, "canary": None},
     }
     assert merge_patch(new, new) == {}
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "kind"),
+    [
+        (0, "NoResponse", kube_errors.Unavailable),
+        (500, "InternalError", kube_errors.Unavailable),
+        (429, "TooManyRequests", kube_errors.Throttled),
+        (409, "Conflict", kube_errors.Conflict),
+        (409, "AlreadyExists", kube_errors.AlreadyExists),
+        (404, "NotFound", kube_errors.NotFound),
+        (422, "Invalid", kube_errors.Invalid),
+        (403, "Forbidden", kube_errors.Forbidden),
+    ],
+)
+def test_one_error_class_per_failure_class(status, reason, kind):
+    error = KubeError.of(status, reason, "m", "what")
+    assert isinstance(error, kind) and error.status == status
+
+
+def test_no_answer_chains_its_cause(api):
+    kube = Kube(api.api_client(), timeout=(1.0, 0.5))
+    api.call(
+        lambda: api.faults.add(Fault(kind="timeout", resource="services", times=1, hang_seconds=3))
+    )
+    with pytest.raises(kube_errors.NoAnswer) as raised:
+        kube.get("v1", "Service", NAMESPACE, "x")
+    assert raised.value.__cause__ is not None
+
+
+def test_create_refuses_a_taken_name_and_delete_respects_the_uid(kube):
+    created = kube.create(service_body("taken"))
+    with pytest.raises(kube_errors.AlreadyExists):
+        kube.create(service_body("taken"))
+    # A delete aimed at another object of that name leaves this one alone.
+    assert kube.delete("v1", "Service", NAMESPACE, "taken", uid="not-its-uid") is False
+    assert kube.get("v1", "Service", NAMESPACE, "taken") is not None
+    assert kube.delete("v1", "Service", NAMESPACE, "taken", uid=created["metadata"]["uid"])

@@ -52,8 +52,15 @@ def test_killed_mid_reconcile_converges_without_duplicates(
         lambda: cluster.status("modelversions", "churn-v1").get("phase") == "Ready",
         what="ModelVersion Ready",
     )
-    # Applying Services hangs: the operator gets as far as the Deployments and stalls there.
-    add_fault(api, kind="timeout", verbs=frozenset({"patch"}), resource="services", hang_seconds=20)
+    # Writing Services hangs: the operator gets as far as the Deployments and stalls there.
+    # (A child is created with POST the first time, and applied with PATCH afterwards.)
+    add_fault(
+        api,
+        kind="timeout",
+        verbs=frozenset({"create", "patch"}),
+        resource="services",
+        hang_seconds=20,
+    )
     for name in NAMES:
         cluster.create("modeldeployments", model_deployment(name, "churn-v1"))
     wait_for(lambda: len(cluster.deployments()) >= 3, what="some Deployments applied")
@@ -97,7 +104,7 @@ def test_killed_mid_reconcile_converges_without_duplicates(
 
 
 def test_injected_api_errors_recover(api, cluster, operator, model_file, tmp_path):
-    add_fault(api, kind=500, verbs=frozenset({"patch"}), resource="deployments", times=4)
+    add_fault(api, kind=500, verbs=frozenset({"create", "patch"}), resource="deployments", times=4)
     add_fault(
         api, kind=429, verbs=frozenset({"get"}), resource="modelversions.driftline.io", times=3
     )
@@ -107,7 +114,7 @@ def test_injected_api_errors_recover(api, cluster, operator, model_file, tmp_pat
     add_fault(
         api,
         kind="timeout",
-        verbs=frozenset({"patch"}),
+        verbs=frozenset({"create", "patch"}),
         resource="services",
         times=2,
         hang_seconds=1,
@@ -136,7 +143,11 @@ def test_one_failing_resource_does_not_block_the_others(
 ):
     verified_version(cluster, tmp_path, "churn-v1", model_file)
     broken = add_fault(
-        api, kind=500, verbs=frozenset({"patch"}), resource="deployments", name="bad-stable"
+        api,
+        kind=500,
+        verbs=frozenset({"create", "patch"}),
+        resource="deployments",
+        name="bad-stable",
     )
     cluster.create("modeldeployments", model_deployment("bad", "churn-v1"))
     for name in ("good-a", "good-b"):

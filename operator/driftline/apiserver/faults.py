@@ -112,6 +112,10 @@ class FaultInjector:
     def clear(self) -> None:
         self._faults.clear()
 
+    def selects_by_name(self) -> bool:
+        """Whether any fault is aimed at one object by name."""
+        return any(fault.name is not None for fault in self._faults)
+
     def pick(
         self, verb: str, plural: str, group: str, namespace: str | None, name: str | None
     ) -> Fault | None:

@@ -186,7 +186,14 @@ class ApiHandler(kmock.KubernetesScaffold):
         verb = self._verb(raw.method, route, raw.query)
         if resource.namespaced and route.namespace is None and verb not in ("list", "watch"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        fault = self.faults.pick(verb, resource.plural, resource.group, route.namespace, route.name)
+        name = route.name
+        if verb == "create" and name is None and self.faults.selects_by_name():
+            # A create names its object in the body, and a fault may be aimed at that name.
+            try:
+                name = (orjson.loads(await raw.read()).get("metadata") or {}).get("name")
+            except (orjson.JSONDecodeError, AttributeError):
+                name = None
+        fault = self.faults.pick(verb, resource.plural, resource.group, route.namespace, name)
         if fault is not None:
             if fault.kind == "timeout":
                 await asyncio.sleep(fault.hang_seconds)  # the simulated hang, then the 504

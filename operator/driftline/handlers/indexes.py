@@ -1,4 +1,4 @@
-"""In-memory indexes kopf keeps from its watches, so handlers need not list.
+"""In-memory indexes kopf keeps from its watches, so reconciles need not list.
 
 They are rebuilt from the cluster when the operator starts (kopf fills them before any
 handler runs), so no decision depends on memory that a restart would lose.
@@ -12,18 +12,32 @@ from typing import Any
 import kopf
 
 from driftline.api.common import GROUP, VERSION
-from driftline.handlers.runtime import plain
+from driftline.reconcile.decision import child_state
 from driftline.render import labels as lbl
 
 OWNED = {lbl.MANAGED_BY_LABEL: lbl.MANAGED_BY}
-# (apiVersion, kind) of the children the operator may have to remove when the spec changes.
-PRUNABLE = (
-    ("autoscaling/v2", "HorizontalPodAutoscaler"),
-    ("v1", "ServiceAccount"),
-    ("rbac.authorization.k8s.io/v1", "Role"),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-    ("apps/v1", "Deployment"),
+MODEL_DEPLOYMENT = "ModelDeployment"
+
+# (group, version, plural) of every kind the operator makes for a ModelDeployment.
+CHILD_RESOURCES = (
+    ("apps", "v1", "deployments"),
+    ("", "v1", "services"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("policy", "v1", "poddisruptionbudgets"),
+    ("", "v1", "serviceaccounts"),
+    ("rbac.authorization.k8s.io", "v1", "roles"),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
 )
+CHILD_INDEXES = tuple(f"children_{plural}" for _, _, plural in CHILD_RESOURCES)
+
+
+def plain(value: Any) -> Any:
+    """A deep copy as plain dicts and lists (kopf hands out read-only views)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
 
 
 def controller_owner(metadata: Mapping[str, Any], kind: str) -> str | None:
@@ -33,39 +47,23 @@ def controller_owner(metadata: Mapping[str, Any], kind: str) -> str | None:
     return None
 
 
-def _owned_key(body: Mapping[str, Any], namespace: str | None) -> dict[Any, Any]:
-    owner = controller_owner(body.get("metadata", {}), "ModelDeployment")
+def _child(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
+    """(namespace, ModelDeployment) -> what the cluster shows of each child object."""
+    owner = controller_owner(body.get("metadata", {}), MODEL_DEPLOYMENT)
     if owner is None:
         return {}
-    metadata = body.get("metadata", {})
-    return {(namespace, owner): (body.get("apiVersion"), body.get("kind"), metadata.get("name"))}
+    return {(namespace, owner): child_state(plain(body), MODEL_DEPLOYMENT)}
+
+
+for _group, _version, _plural in CHILD_RESOURCES:
+    kopf.index(_group, _version, _plural, labels=OWNED, id=f"children_{_plural}")(_child)
 
 
 @kopf.index("apps", "v1", "deployments", labels=OWNED)
 def owned_deployments(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
     """(namespace, ModelDeployment) -> the plain bodies of its track Deployments."""
-    owner = controller_owner(body.get("metadata", {}), "ModelDeployment")
+    owner = controller_owner(body.get("metadata", {}), MODEL_DEPLOYMENT)
     return {(namespace, owner): plain(body)} if owner else {}
-
-
-@kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels=OWNED)
-def owned_hpas(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
-    return _owned_key(body, namespace)
-
-
-@kopf.index("", "v1", "serviceaccounts", labels=OWNED)
-def owned_serviceaccounts(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
-    return _owned_key(body, namespace)
-
-
-@kopf.index("rbac.authorization.k8s.io", "v1", "roles", labels=OWNED)
-def owned_roles(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
-    return _owned_key(body, namespace)
-
-
-@kopf.index("rbac.authorization.k8s.io", "v1", "rolebindings", labels=OWNED)
-def owned_rolebindings(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
-    return _owned_key(body, namespace)
 
 
 @kopf.index(GROUP, VERSION, "driftpolicies")
@@ -75,6 +73,11 @@ def policies_by_target(
     """(namespace, ModelDeployment) -> the plain bodies of DriftPolicies targeting it."""
     target = (spec.get("targetRef") or {}).get("name")
     return {(namespace, target): plain(body)} if target else {}
+
+
+@kopf.index(GROUP, VERSION, "driftpolicies")
+def drift_policies(body: kopf.Body, name: str, namespace: str | None, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): plain(body)}
 
 
 @kopf.index(GROUP, VERSION, "modelversions")
@@ -92,39 +95,21 @@ def model_deployments(
     return {(namespace, name): plain(body)}
 
 
-def indexed_body(
-    index_views: Mapping[str, Any], index_name: str, key: tuple[str, str]
-) -> dict[str, Any] | None:
-    index = index_views.get(index_name)
-    if index is None:
-        return None
-    found = list(index.get(key, []))
-    return found[0] if found else None
+@kopf.index(GROUP, VERSION, "modeldeployments")
+def deployments_in_namespace(name: str, namespace: str | None, **_: Any) -> dict[Any, Any]:
+    """(namespace, "") -> names of its ModelDeployments (a DriftPolicy change wakes them)."""
+    return {(namespace, ""): name}
+
+
+def referenced_versions(spec: Mapping[str, Any], status: Mapping[str, Any]) -> set[str]:
+    """ModelVersions a ModelDeployment wants or serves."""
+    names = {spec.get("modelVersion"), status.get("stableVersion"), status.get("canaryVersion")}
+    return {n for n in names if n}
 
 
 @kopf.index(GROUP, VERSION, "modeldeployments")
 def deployments_by_version(
     name: str, spec: kopf.Spec, status: kopf.Status, namespace: str | None, **_: Any
 ) -> dict[Any, Any]:
-    """(namespace, ModelVersion) -> ModelDeployments that want or serve it."""
-    summary = {
-        "name": name,
-        "target": spec.get("modelVersion"),
-        "stable": status.get("stableVersion"),
-    }
-    keys = {spec.get("modelVersion"), status.get("stableVersion"), status.get("canaryVersion")}
-    return {(namespace, version): summary for version in keys if version}
-
-
-def owned_children(indexes: Mapping[str, Any], key: tuple[str, str]) -> set[tuple[str, str, str]]:
-    """(apiVersion, kind, name) of every child the operator created for one ModelDeployment."""
-    children: set[tuple[str, str, str]] = set()
-    for index_name in ("owned_hpas", "owned_serviceaccounts", "owned_roles", "owned_rolebindings"):
-        index = indexes.get(index_name)
-        if index is not None:
-            children.update(tuple(v) for v in index.get(key, []))
-    deployments = indexes.get("owned_deployments")
-    if deployments is not None:
-        for body in deployments.get(key, []):
-            children.add(("apps/v1", "Deployment", body["metadata"]["name"]))
-    return children
+    """(namespace, ModelVersion) -> names of ModelDeployments that want or serve it."""
+    return {(namespace, version): name for version in referenced_versions(spec, status)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 import kubernetes
@@ -19,11 +19,14 @@ import urllib3
 
 from driftline.render.labels import FIELD_MANAGER
 
+EVENT_SOURCE = "driftline-operator"
+
 # (apiVersion, kind) -> plural, for every kind the operator reads or writes.
 PLURALS: dict[tuple[str, str], str] = {
     ("v1", "Service"): "services",
     ("v1", "ServiceAccount"): "serviceaccounts",
     ("v1", "Pod"): "pods",
+    ("v1", "Event"): "events",
     ("apps/v1", "Deployment"): "deployments",
     ("batch/v1", "Job"): "jobs",
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
@@ -40,7 +43,10 @@ RETRYABLE_STATUSES = frozenset({0, 409, 429, 500, 502, 503, 504})
 
 
 class KubeError(Exception):
-    """An API request that failed; status 0 means no answer (timeout, connection refused)."""
+    """An API request that failed; status 0 means no answer (timeout, connection refused).
+
+    One subclass per failure class, so callers catch what they can handle (a conflict, an
+    object that is gone) and let the rest propagate; the underlying error is chained."""
 
     def __init__(self, status: int, reason: str, message: str, what: str) -> None:
         super().__init__(f"{what}: {status} {reason}: {message}")
@@ -52,6 +58,59 @@ class KubeError(Exception):
     @property
     def retryable(self) -> bool:
         return self.status in RETRYABLE_STATUSES
+
+    @staticmethod
+    def of(status: int, reason: str, message: str, what: str) -> KubeError:
+        """The error of the class that `status` (and, for 409, `reason`) names."""
+        if status == 409:
+            kind: type[KubeError] = AlreadyExists if reason == "AlreadyExists" else Conflict
+        else:
+            kind = _ERROR_CLASSES.get(
+                status, Unavailable if status == 0 or status >= 500 else KubeError
+            )
+        return kind(status, reason, message, what)
+
+
+class NoAnswer(KubeError):
+    """The API server did not answer (connection refused, timeout)."""
+
+
+class Unavailable(KubeError):
+    """The API server answered 5xx: it may work on the next try."""
+
+
+class Throttled(KubeError):
+    """429: too many requests; try again later."""
+
+
+class Conflict(KubeError):
+    """409 on a write carrying a stale resourceVersion: read again and recompute."""
+
+
+class AlreadyExists(KubeError):
+    """409 on a create: an object of that name exists (perhaps not ours)."""
+
+
+class NotFound(KubeError):
+    """404: the object (or its namespace) is not there."""
+
+
+class Invalid(KubeError):
+    """400 or 422: the request itself is wrong; retrying the same request cannot help."""
+
+
+class Forbidden(KubeError):
+    """401 or 403: the operator lacks a grant; only a change of RBAC helps."""
+
+
+_ERROR_CLASSES: dict[int, type[KubeError]] = {
+    400: Invalid,
+    401: Forbidden,
+    403: Forbidden,
+    404: NotFound,
+    422: Invalid,
+    429: Throttled,
+}
 
 
 def resource_path(
@@ -75,8 +134,57 @@ def describe(obj: Mapping[str, Any]) -> str:
     return f"{obj.get('kind')} {metadata.get('namespace', '')}/{metadata.get('name', '')}"
 
 
+class KubeApi(Protocol):
+    """What the operator asks of the Kubernetes API. The HTTP client below is the real one;
+    tests exercise handlers in-process with another implementation of the same calls."""
+
+    def get(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> dict[str, Any] | None: ...
+
+    def list(
+        self, api_version: str, kind: str, namespace: str, label_selector: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    def create(self, obj: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def delete(
+        self, api_version: str, kind: str, namespace: str, name: str, *, uid: str | None = None
+    ) -> bool: ...
+
+    def patch_status(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> dict[str, Any] | None: ...
+
+    def patch_metadata(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        metadata: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> dict[str, Any] | None: ...
+
+    def post_event(
+        self, involved: Mapping[str, Any], type_: str, reason: str, message: str, now: str
+    ) -> None: ...
+
+
 @dataclass
 class Kube:
+    """The Kubernetes API over HTTP (implements KubeApi)."""
+
     api_client: kubernetes.client.ApiClient
     # (connect, read) seconds: a hung API server must not hold a worker thread forever.
     timeout: tuple[float, float] = (5.0, 30.0)
@@ -110,7 +218,7 @@ class Kube:
                 retries=False,
             )
         except urllib3.exceptions.HTTPError as error:
-            raise KubeError(0, "NoResponse", str(error), what) from None
+            raise NoAnswer(0, "NoResponse", str(error), what) from error
         data = response.data
         if response.status >= 400:
             reason, message = response.reason or "", data.decode(errors="replace")[:2000]
@@ -120,7 +228,7 @@ class Kube:
                 message = status.get("message") or message
             except ValueError:
                 pass
-            raise KubeError(response.status, reason, message, what)
+            raise KubeError.of(response.status, reason, message, what)
         return json.loads(data) if data else None
 
     def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -139,6 +247,19 @@ class Kube:
         )
         return result
 
+    def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Create; AlreadyExists when the name is taken (by us or by anyone else)."""
+        metadata = obj["metadata"]
+        result: dict[str, Any] = self._request(
+            "POST",
+            resource_path(obj["apiVersion"], obj["kind"], metadata.get("namespace")),
+            f"create {describe(obj)}",
+            query={"fieldManager": FIELD_MANAGER},
+            body=obj,
+            content_type="application/json",
+        )
+        return result
+
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             result: dict[str, Any] = self._request(
@@ -146,10 +267,8 @@ class Kube:
                 resource_path(api_version, kind, namespace, name),
                 f"get {kind} {namespace}/{name}",
             )
-        except KubeError as error:
-            if error.status == 404:
-                return None
-            raise
+        except NotFound:
+            return None
         return result
 
     def list(
@@ -164,33 +283,38 @@ class Kube:
         )
         return list(result.get("items") or [])
 
-    def annotate(
-        self, api_version: str, kind: str, namespace: str, name: str, annotations: Mapping[str, str]
-    ) -> None:
-        """Merge annotations into an object's metadata (a JSON merge patch)."""
-        self._request(
-            "PATCH",
-            resource_path(api_version, kind, namespace, name),
-            f"annotate {kind} {namespace}/{name}",
-            body={"metadata": {"annotations": dict(annotations)}},
-            content_type="application/merge-patch+json",
-        )
-
-    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
-        """Delete in the background; False when it was already gone."""
+    def delete(
+        self, api_version: str, kind: str, namespace: str, name: str, *, uid: str | None = None
+    ) -> bool:
+        """Delete in the background; False when it was already gone. With `uid`, only that
+        very object (a precondition), never another one that took its name since."""
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
         try:
             self._request(
                 "DELETE",
                 resource_path(api_version, kind, namespace, name),
                 f"delete {kind} {namespace}/{name}",
-                body={"propagationPolicy": "Background"},
+                body=body,
                 content_type="application/json",
             )
-        except KubeError as error:
-            if error.status == 404:
-                return False
+        except NotFound:
+            return False
+        except Conflict:
+            if uid:
+                return False  # the name now belongs to another object: ours is gone
             raise
         return True
+
+    def _merge_patch(self, path: str, what: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = self._request(
+                "PATCH", path, what, body=body, content_type="application/merge-patch+json"
+            )
+        except NotFound:
+            return None
+        return result
 
     def patch_status(
         self,
@@ -205,23 +329,72 @@ class Kube:
         """A merge patch of the status subresource; None when the object is gone.
 
         With `resource_version`, the API refuses (409) a patch computed from a stale read."""
-        path = resource_path(api_version, kind, namespace, name) + "/status"
         body: dict[str, Any] = {"status": dict(status)}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        try:
-            result: dict[str, Any] = self._request(
-                "PATCH",
-                path,
-                f"status of {kind} {namespace}/{name}",
-                body=body,
-                content_type="application/merge-patch+json",
-            )
-        except KubeError as error:
-            if error.status == 404:
-                return None
-            raise
-        return result
+        return self._merge_patch(
+            resource_path(api_version, kind, namespace, name) + "/status",
+            f"status of {kind} {namespace}/{name}",
+            body,
+        )
+
+    def patch_metadata(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        metadata: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> dict[str, Any] | None:
+        """A merge patch of metadata (finalizers, annotations); None when the object is gone."""
+        patch: dict[str, Any] = dict(metadata)
+        if resource_version:
+            patch["resourceVersion"] = resource_version
+        return self._merge_patch(
+            resource_path(api_version, kind, namespace, name),
+            f"metadata of {kind} {namespace}/{name}",
+            {"metadata": patch},
+        )
+
+    def post_event(
+        self, involved: Mapping[str, Any], type_: str, reason: str, message: str, now: str
+    ) -> None:
+        """A core/v1 Event about `involved`, as kubectl describe shows them."""
+        metadata = involved.get("metadata", {})
+        namespace = metadata.get("namespace") or "default"
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "generateName": f"{metadata.get('name', 'driftline')}.",
+                "namespace": namespace,
+            },
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": metadata.get("name"),
+                "namespace": namespace,
+                "uid": metadata.get("uid"),
+                "resourceVersion": metadata.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": EVENT_SOURCE},
+            "reportingComponent": EVENT_SOURCE,
+        }
+        self._request(
+            "POST",
+            resource_path("v1", "Event", namespace),
+            f"post Event {reason} on {describe(involved)}",
+            body=event,
+            content_type="application/json",
+        )
 
 
 def load_client_configuration() -> kubernetes.client.ApiClient:

@@ -10,7 +10,7 @@ from prometheus_client import Counter, Histogram
 
 RECONCILES = Counter(
     "driftline_operator_reconciles_total",
-    "Reconciliations by resource kind and outcome (success, retry, failed).",
+    "Reconciliations by resource kind and outcome (success, retry).",
     ["kind", "outcome"],
 )
 RECONCILE_SECONDS = Histogram(
@@ -21,24 +21,20 @@ RECONCILE_SECONDS = Histogram(
 )
 RECONCILE_ERRORS = Counter(
     "driftline_operator_reconcile_errors_total",
-    "Failed reconciliations by resource kind and reason (HTTP status or error class).",
+    "Failed reconciliations by resource kind and reason (error class).",
     ["kind", "reason"],
 )
 
 
 @contextmanager
 def measured(kind: str) -> Iterator[None]:
-    """Count and time one reconciliation; an exception counts as retry or failure."""
-    import kopf
-
+    """Count and time one reconciliation; an exception counts as a retry (every failed
+    reconcile is tried again by the work queue) under the error's class."""
     started = time.perf_counter()
     try:
         yield
-    except kopf.TemporaryError:
-        RECONCILES.labels(kind, "retry").inc()
-        raise
     except Exception as error:
-        RECONCILES.labels(kind, "failed").inc()
+        RECONCILES.labels(kind, "retry").inc()
         RECONCILE_ERRORS.labels(kind, type(error).__name__).inc()
         raise
     else:

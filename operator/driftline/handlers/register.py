@@ -1,41 +1,151 @@
-"""Importing this module registers every Driftline handler with kopf's default registry."""
+"""Importing this module registers Driftline with kopf.
+
+kopf watches and indexes; every watch event only wakes the resources it concerns, by
+putting their keys on one work queue (the one way a resource wakes another). The queue's
+workers reconcile each key in the same shape: gather, decide (pure), execute.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
 
+from driftline.api.common import GROUP, VERSION
 from driftline.handlers import driftpolicy, indexes, modeldeployment, modelversion
+from driftline.handlers.context import OperatorSettings, Runtime
 from driftline.handlers.kube import Kube, load_client_configuration
-from driftline.handlers.runtime import Runtime, configure
+from driftline.handlers.metrics import measured
+from driftline.handlers.workqueue import Key, WorkQueue
+from driftline.render import labels as lbl
 from driftline.render.settings import RenderSettings
 
-__all__ = ["driftpolicy", "indexes", "modeldeployment", "modelversion"]
+__all__ = ["reconcile"]
 
-FINALIZER = "driftline.io/finalizer"
+MODEL_DEPLOYMENT, MODEL_VERSION, DRIFT_POLICY = "ModelDeployment", "ModelVersion", "DriftPolicy"
+_RECONCILERS = {
+    MODEL_DEPLOYMENT: modeldeployment.reconcile,
+    MODEL_VERSION: modelversion.reconcile,
+    DRIFT_POLICY: driftpolicy.reconcile,
+}
+logger = logging.getLogger(__name__)
+
+
+def reconcile(runtime: Runtime, key: Key, attempt: int) -> float | None:
+    """One reconcile of one resource; seconds until it wants another look, or None."""
+    with measured(key.kind):
+        return _RECONCILERS[key.kind](runtime, key.namespace, key.name, attempt)
 
 
 @kopf.on.startup()
-def configure_operator(settings: kopf.OperatorSettings, **_: Any) -> None:
-    configure(Runtime(Kube(load_client_configuration()), RenderSettings.from_environment()))
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     # Our own Events announce every transition; kopf's per-handler chatter would cost one
     # API call per handling.
     settings.posting.level = logging.ERROR
-    settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix="kopf.driftline.io"
-    )
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="kopf.driftline.io", key="last-handled-configuration"
-    )
-    # After its own patch kopf waits for the watch to show it before handling the object
-    # again; under load the watch lags more than the 5 s default, and kopf then handles a
-    # stale copy (a creation twice). Waiting longer costs nothing when the watch is quick.
-    settings.persistence.consistency_timeout = 60
-    settings.execution.max_workers = 16
     settings.peering.standalone = True
-    # Handlers wait on I/O only; give many objects room to be handled at once.
-    settings.batching.worker_limit = 1000
     settings.networking.request_timeout = 60
+    # Event handlers only put keys on the queue: give many objects room at once.
+    settings.batching.worker_limit = 1000
+    operator_settings = OperatorSettings.from_environment()
+    runtime = Runtime(
+        kube=Kube(load_client_configuration()),
+        render=RenderSettings.from_environment(),
+        settings=operator_settings,
+        # kopf's indexes are live views: filled before any event handler runs.
+        indexes={name: kwargs[name] for name in _index_names() if name in kwargs},
+    )
+    queue = WorkQueue(
+        lambda key, attempt: reconcile(runtime, key, attempt), workers=operator_settings.workers
+    )
+    queue.start()
+    memo.runtime = runtime
+    memo.queue = queue
+
+
+def _index_names() -> Iterable[str]:
+    yield from indexes.CHILD_INDEXES
+    yield from (
+        "owned_deployments",
+        "policies_by_target",
+        "drift_policies",
+        "model_versions",
+        "model_deployments",
+        "deployments_in_namespace",
+        "deployments_by_version",
+    )
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    queue = getattr(memo, "queue", None)
+    if isinstance(queue, WorkQueue):
+        await queue.stop()
+
+
+def _wake(memo: kopf.Memo, kind: str, namespace: str | None, names: Iterable[str]) -> None:
+    queue: WorkQueue = memo.queue
+    for name in names:
+        if namespace and name:
+            queue.add(Key(kind, namespace, name))
+
+
+# -- what each watch event wakes -----------------------------------------------------
+
+
+@kopf.on.event(GROUP, VERSION, "modeldeployments")
+async def model_deployment_event(
+    body: kopf.Body, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    _wake(memo, MODEL_DEPLOYMENT, namespace, [name])
+    # The versions it wants or serves keep their usedBy (and deletion guard) current.
+    spec, status = body.get("spec") or {}, body.get("status") or {}
+    _wake(memo, MODEL_VERSION, namespace, indexes.referenced_versions(spec, status))
+
+
+@kopf.on.event(GROUP, VERSION, "modelversions")
+async def model_version_event(
+    name: str, namespace: str | None, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    _wake(memo, MODEL_VERSION, namespace, [name])
+    users = memo.runtime.lookup("deployments_by_version", (namespace, name))
+    _wake(memo, MODEL_DEPLOYMENT, namespace, users)
+
+
+@kopf.on.event(GROUP, VERSION, "driftpolicies")
+async def drift_policy_event(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    _wake(memo, DRIFT_POLICY, namespace, [name])
+    # A policy that appears, changes target or goes adds or removes a sidecar: every
+    # deployment of the namespace looks again (a look that changes nothing costs no call).
+    _wake(
+        memo,
+        MODEL_DEPLOYMENT,
+        namespace,
+        memo.runtime.lookup("deployments_in_namespace", (namespace, "")),
+    )
+
+
+def _owner_event(kind: str) -> Any:
+    async def child_event(
+        body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any
+    ) -> None:
+        owner = indexes.controller_owner(body.get("metadata", {}), kind)
+        if owner:
+            _wake(memo, kind, namespace, [owner])
+
+    return child_event
+
+
+for _group, _version, _plural in indexes.CHILD_RESOURCES:
+    kopf.on.event(_group, _version, _plural, labels=indexes.OWNED, id=f"wake_owner_of_{_plural}")(
+        _owner_event(MODEL_DEPLOYMENT)
+    )
+
+kopf.on.event(
+    "batch",
+    "v1",
+    "jobs",
+    labels={lbl.MANAGED_BY_LABEL: lbl.MANAGED_BY, lbl.COMPONENT: lbl.COMPONENT_VERIFICATION},
+    id="wake_owner_of_verification_jobs",
+)(_owner_event(MODEL_VERSION))

@@ -12,14 +12,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from driftline.api.modeldeployment import ModelDeploymentSpec
+from pydantic import ValidationError
+
+from driftline.api.common import API_VERSION
+from driftline.api.driftpolicy import DriftPolicy
+from driftline.api.modeldeployment import (
+    ModelDeployment,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+)
 from driftline.api.modelversion import ModelVersion
 from driftline.conditions import aggregate_ready, make_condition, set_conditions
+from driftline.reconcile.decision import ChildState, Decision, ObjectRef, with_applied_hash
 from driftline.reconcile.modelversion import is_servable
 from driftline.reconcile.transitions import EventSpec, condition_events
 from driftline.render import labels as lbl
-from driftline.render.objects import TrackPlan
+from driftline.render.objects import TrackPlan, render_model_deployment
+from driftline.render.service import serving_url
+from driftline.render.settings import RenderSettings
 
+KIND = "ModelDeployment"
 READY_REQUIRES = ("Reconciled", "Available", "UpToDate")
 
 # Why the desired version is not (yet) what the stable track serves.
@@ -51,8 +63,34 @@ class ApplyOutcome:
 
 @dataclass(frozen=True, slots=True)
 class StatusDecision:
-    status: dict[str, Any]
+    status: ModelDeploymentStatus
     events: list[EventSpec] = field(default_factory=list)
+
+
+def read_status(body: Mapping[str, Any]) -> ModelDeploymentStatus | None:
+    """The status as the API holds it, read through its model (kopf's key aside)."""
+    raw = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
+    return ModelDeploymentStatus.model_validate(raw) if raw else None
+
+
+def not_implemented(spec: Mapping[str, Any]) -> list[str]:
+    """Spec fields the CRD accepts that this operator does not act on yet, each with what
+    happens instead. Reported in the Supported condition rather than silently ignored."""
+    found = []
+    strategy = spec.get("strategy") or {}
+    strategy_type = strategy.get("type", "Canary")
+    if strategy_type != "Rolling":
+        found.append(
+            f"spec.strategy.type {strategy_type}: not implemented yet, a new version replaces "
+            "the stable track at once (Rolling)"
+        )
+    if strategy.get("analysis"):
+        found.append("spec.strategy.analysis: not implemented yet, no gate is evaluated")
+    if spec.get("paused"):
+        found.append("spec.paused: not implemented yet, changes are not held")
+    if (spec.get("traffic") or {}).get("httpRoute"):
+        found.append("spec.traffic.httpRoute: not implemented yet, no HTTPRoute is made")
+    return found
 
 
 def _wait_reason(name: str, target: ModelVersion | None) -> tuple[WaitReason | None, str]:
@@ -143,7 +181,8 @@ def compute_status(
     generation = metadata.get("generation")
     spec = body.get("spec", {})
     desired_name = spec.get("modelVersion", "")
-    old = dict(body.get("status") or {})
+    old_model = read_status(body)
+    old = old_model.wire() if old_model is not None else {}
     conditions = list(old.get("conditions") or [])
     tracks = {track: observe_track(obj) for track, obj in deployments.items()}
     stable = tracks.get("stable")
@@ -213,13 +252,17 @@ def compute_status(
         up_to_date = condition("UpToDate", True, "DesiredVersionServed", message)
         progressing = condition("Progressing", False, "RolloutComplete", message)
     updates += [up_to_date, progressing]
+    unsupported = not_implemented(spec)
+    updates.append(
+        condition("Supported", False, "NotImplemented", "; ".join(unsupported))
+        if unsupported
+        else condition("Supported", True, "AllFieldsSupported", "every field set is acted on")
+    )
     conditions = set_conditions(conditions, updates)
     ready = aggregate_ready(conditions, READY_REQUIRES, observed_generation=generation, now=now)
     conditions = set_conditions(conditions, [ready])
 
-    status: dict[str, Any] = {
-        key: value for key, value in old.items() if key not in ("conditions", "kopf")
-    }
+    status: dict[str, Any] = {key: value for key, value in old.items() if key != "conditions"}
     status["observedGeneration"] = generation
     status["conditions"] = conditions
     status["tracks"] = {
@@ -248,13 +291,18 @@ def compute_status(
         phase = "Degraded"
     status["phase"] = phase
     events = condition_events(old.get("conditions") or [], conditions)
-    return StatusDecision(status, events)
+    # Through the model: a key the CRD does not declare fails here, not silently in the API.
+    return StatusDecision(ModelDeploymentStatus.model_validate(status), events)
 
 
-def status_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+def status_changed(
+    old: Mapping[str, Any] | ModelDeploymentStatus | None, new: ModelDeploymentStatus
+) -> bool:
     """Whether writing `new` would change anything (kopf's own bookkeeping aside)."""
-    before = {k: v for k, v in (old or {}).items() if k != "kopf"}
-    return before != dict(new)
+    if isinstance(old, ModelDeploymentStatus):
+        return old.wire() != new.wire()
+    before = read_status({"status": old or {}})
+    return (before.wire() if before is not None else {}) != new.wire()
 
 
 def users_of(model_version: str, deployments: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -271,3 +319,155 @@ def users_of(model_version: str, deployments: Sequence[Mapping[str, Any]]) -> li
         if model_version in served:
             users.append(body.get("metadata", {}).get("name", ""))
     return sorted(users)
+
+
+# -- the whole reconcile of one ModelDeployment ---------------------------------------
+
+# Kinds whose objects come and go with the spec (tracks, HPA, the sidecar's RBAC); the
+# Service and the PodDisruptionBudget live as long as the ModelDeployment does.
+PRUNABLE_KINDS = frozenset(
+    {"Deployment", "HorizontalPodAutoscaler", "ServiceAccount", "Role", "RoleBinding"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDeploymentObserved:
+    """What one reconcile of a ModelDeployment reads from the cluster."""
+
+    body: Mapping[str, Any]
+    # ModelVersions the decision may need (the desired one, the one the stable track
+    # serves), by name; a missing name is a ModelVersion that does not exist.
+    model_versions: Mapping[str, Mapping[str, Any]]
+    # DriftPolicies whose targetRef names this deployment.
+    policies: Sequence[Mapping[str, Any]]
+    # Track name -> the track's Deployment as the cluster reports it.
+    tracks: Mapping[str, Mapping[str, Any]]
+    # Every object labelled as ours that names this deployment as its controller.
+    children: Sequence[ChildState]
+
+
+def choose_policy(policies: Sequence[Mapping[str, Any]]) -> DriftPolicy | None:
+    """The DriftPolicy targeting the deployment; with several, the first by name wins."""
+    for candidate in sorted(policies, key=lambda p: p["metadata"]["name"]):
+        if candidate.get("metadata", {}).get("deletionTimestamp"):
+            continue
+        try:
+            return DriftPolicy.model_validate(candidate)
+        except ValidationError:
+            continue  # refused by the CRD schema in a real cluster; never rendered
+    return None
+
+
+def stable_version_name(
+    tracks: Mapping[str, Mapping[str, Any]], status: ModelDeploymentStatus | None
+) -> str | None:
+    """What the stable Deployment runs is the fact; status only repeats it (and may lag
+    behind, if a status write failed)."""
+    stable = tracks.get("stable")
+    if stable is not None:
+        name = (stable.get("metadata", {}).get("annotations") or {}).get(lbl.MODEL_VERSION)
+        if name:
+            return str(name)
+    return status.stable_version if status is not None else None
+
+
+def _parse_version(raw: Mapping[str, Any] | None) -> ModelVersion | None:
+    if raw is None:
+        return None
+    try:
+        return ModelVersion.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def _decision(
+    observed: ModelDeploymentObserved,
+    status: StatusDecision,
+    *,
+    apply: Sequence[dict[str, Any]] = (),
+    known: frozenset[ObjectRef] = frozenset(),
+    prune: Sequence[ChildState] = (),
+) -> Decision[ModelDeploymentStatus]:
+    metadata = observed.body["metadata"]
+    return Decision(
+        target=ObjectRef(API_VERSION, KIND, metadata["namespace"], metadata["name"]),
+        resource_version=metadata.get("resourceVersion"),
+        old_status=read_status(observed.body),
+        status=status.status,
+        apply=tuple(apply),
+        known=known,
+        prune=tuple(prune),
+        events=tuple(status.events),
+        generation=metadata.get("generation"),
+        involved=observed.body,
+    )
+
+
+def decide(
+    observed: ModelDeploymentObserved, settings: RenderSettings, now: str
+) -> Decision[ModelDeploymentStatus]:
+    """The objects one ModelDeployment needs, what to remove, and its status."""
+    body = observed.body
+    metadata = body["metadata"]
+    try:
+        resource = ModelDeployment.model_validate(body)
+    except ValidationError as error:
+        # The CRD schema should have refused this; say so rather than guess.
+        invalid = ApplyOutcome(False, "InvalidSpec", str(error)[:1000])
+        return _decision(
+            observed,
+            compute_status(
+                body, target=None, deployments=observed.tracks, apply=invalid, url=None, now=now
+            ),
+        )
+    spec = resource.spec
+    old_status = read_status(body)
+    target = _parse_version(observed.model_versions.get(spec.model_version))
+    stable_name = stable_version_name(observed.tracks, old_status)
+    current_stable = (
+        target
+        if stable_name == spec.model_version
+        else _parse_version(observed.model_versions.get(stable_name or ""))
+    )
+    plan = plan_tracks(spec, target, current_stable)
+    policy = choose_policy(observed.policies)
+    rendered = render_model_deployment(body, spec, plan.tracks, policy, settings)
+    desired = [with_applied_hash(obj) for obj in rendered]
+    uid = metadata.get("uid")
+    owned = {child.ref: child for child in observed.children if child.owner_uid == uid}
+    apply = [
+        obj
+        for obj, digest in desired
+        if (child := owned.get(ObjectRef.of(obj))) is None or child.applied_hash != digest
+    ]
+    wanted = {ObjectRef.of(obj) for obj, _ in desired}
+    prune = [
+        child
+        for ref, child in sorted(owned.items())
+        if ref not in wanted
+        and ref.kind in PRUNABLE_KINDS
+        # Nothing servable could be read (a ModelVersion gone or unreadable): keep what
+        # serves now rather than take production down.
+        and not (ref.kind == "Deployment" and not plan.tracks)
+    ]
+    outcome = ApplyOutcome(
+        True,
+        "ObjectsApplied",
+        f"{len(desired)} objects applied"
+        if desired
+        else "nothing to run until a version is servable",
+    )
+    url = (
+        serving_url(
+            metadata["name"],
+            metadata["namespace"],
+            plan.tracks[0].model_version.spec.model,
+            settings,
+        )
+        if plan.tracks
+        else None
+    )
+    status = compute_status(
+        body, target=target, deployments=observed.tracks, apply=outcome, url=url, now=now
+    )
+    return _decision(observed, status, apply=apply, known=frozenset(owned), prune=prune)

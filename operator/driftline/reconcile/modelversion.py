@@ -14,22 +14,27 @@ it until it is moved (production is never taken down by a label).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from driftline.api.modelversion import Signature
-from driftline.conditions import aggregate_ready, make_condition, set_conditions
+from driftline.api.common import API_VERSION
+from driftline.api.modelversion import ModelVersionStatus, Signature
+from driftline.conditions import aggregate_ready, find_condition, make_condition, set_conditions
+from driftline.reconcile.decision import Decision, ObjectRef
 from driftline.reconcile.transitions import EventSpec
+from driftline.render.labels import verification_job_name as lbl_verification_job_name
 
 LIFECYCLE_LABEL = "driftline.io/lifecycle"
 SERVABLE_PHASES = frozenset({"Ready", "Deprecated"})
 VERIFIED_PHASES = frozenset({"Ready", "Deprecated", "Retired"})
 JOB_CONTAINER = "verify"
 
-JobState = Literal["Missing", "Running", "Succeeded", "Failed"]
+# NotOwned: a Job of the expected name exists but was not created for this ModelVersion
+# (its owner reference names another uid, or none): its result is never trusted.
+JobState = Literal["Missing", "Running", "Succeeded", "Failed", "NotOwned"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,12 +178,24 @@ def decide_model_version(
     elif old_phase == "Failed":
         # The spec is immutable, so a failed verification stays failed: a fix is a new version.
         phase = "Failed"
+    elif job.state == "NotOwned":
+        phase = "Verifying"
+        status["verificationJob"] = job_name
+        updates.append(
+            verified(
+                "Unknown",
+                "VerificationJobNotOwned",
+                f"Job {job_name} exists but was not created by Driftline for this "
+                "ModelVersion; its result is not trusted. Delete it to let verification run.",
+            )
+        )
     elif job.state in ("Missing", "Running"):
         phase = "Verifying"
         create_job = job.state == "Missing"
         status["verificationJob"] = job_name
         updates.append(verified("Unknown", "Verifying", f"verification Job {job_name} is running"))
     else:
+        status["verificationJob"] = job_name
         result = parse_verification_message(job.message)
         expected = (spec.get("artifact") or {}).get("sha256")
         if result is None:
@@ -277,6 +294,18 @@ def decide_model_version(
     conditions = set_conditions(conditions, [ready])
     status["conditions"] = conditions
     events: list[EventSpec] = []
+    if (
+        job.state == "NotOwned"
+        and (find_condition(old.get("conditions") or [], "Verified") or {}).get("reason")
+        != "VerificationJobNotOwned"
+    ):
+        events.append(
+            EventSpec(
+                "Warning",
+                "VerificationJobNotOwned",
+                f"Job {job_name} was not created for this ModelVersion; its result is ignored",
+            )
+        )
     if phase != old_phase or not old:
         warning = phase in ("Failed", "Retired")
         events.append(
@@ -295,3 +324,110 @@ def deletion_blockers(name: str, users: Sequence[str]) -> str | None:
         return None
     listed = ", ".join(sorted(users)[:10]) + (" ..." if len(users) > 10 else "")
     return f"ModelVersion {name} is still used by ModelDeployment(s): {listed}"
+
+
+# -- the whole reconcile of one ModelVersion ------------------------------------------
+
+KIND = "ModelVersion"
+FINALIZER = "driftline.io/finalizer"
+
+
+def read_status(body: Mapping[str, Any]) -> ModelVersionStatus | None:
+    raw = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
+    return ModelVersionStatus.model_validate(raw) if raw else None
+
+
+def verification_due(status: ModelVersionStatus | None) -> bool:
+    """Whether the verification Job still has to be looked at."""
+    if status is None:
+        return True
+    if status.phase in VERIFIED_PHASES and status.digest:
+        return False
+    return status.phase != "Failed"
+
+
+def observe_owned_job(
+    job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]], owner_uid: str | None
+) -> JobObservation:
+    """observe_job, but a Job that this ModelVersion did not create is NotOwned."""
+    if job is not None:
+        references = job.get("metadata", {}).get("ownerReferences") or []
+        if not any(r.get("controller") and r.get("uid") == owner_uid for r in references):
+            return JobObservation("NotOwned")
+    return observe_job(job, pods)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersionObserved:
+    body: Mapping[str, Any]
+    job: JobObservation
+    # ModelDeployments that want or serve this version, by name.
+    users: Sequence[str]
+
+
+def decide(
+    observed: ModelVersionObserved,
+    render_job: Callable[[], dict[str, Any]],
+    now: str,
+    *,
+    deletion_recheck_seconds: float,
+) -> Decision[ModelVersionStatus]:
+    """Verification, lifecycle phase, users and the deletion guard of one ModelVersion."""
+    body = observed.body
+    metadata = body["metadata"]
+    job_name = lbl_verification_job_name(metadata["name"])
+    old_status = read_status(body)
+    old_wire = old_status.wire() if old_status is not None else {}
+    users = sorted(set(observed.users))
+    finalizers = tuple(metadata.get("finalizers") or ())
+    target = ObjectRef(API_VERSION, KIND, metadata["namespace"], metadata["name"])
+    common = {
+        "target": target,
+        "resource_version": metadata.get("resourceVersion"),
+        "old_status": old_status,
+        "generation": metadata.get("generation"),
+        "involved": body,
+        "current_finalizers": finalizers,
+    }
+    if metadata.get("deletionTimestamp"):
+        blocked = deletion_blockers(metadata["name"], users)
+        status = ModelVersionStatus.model_validate({**old_wire, "usedBy": users})
+        if blocked is None:
+            remaining = tuple(f for f in finalizers if f != FINALIZER)
+            return Decision(status=status, finalizers=remaining, **common)
+        # A status fact, and one Event when the blockers change, not one per look.
+        before = find_condition(old_wire.get("conditions") or [], "DeletionBlocked")
+        blocked_condition = make_condition(
+            "DeletionBlocked",
+            True,
+            "InUse",
+            blocked,
+            observed_generation=metadata.get("generation"),
+            now=now,
+        )
+        status = ModelVersionStatus.model_validate(
+            {
+                **old_wire,
+                "usedBy": users,
+                "conditions": set_conditions(old_wire.get("conditions") or [], [blocked_condition]),
+            }
+        )
+        changed = (
+            before is None or before.get("message") != blocked or before.get("status") != "True"
+        )
+        events = (EventSpec("Warning", "DeletionBlocked", blocked),) if changed else ()
+        return Decision(
+            status=status,
+            events=events,
+            requeue_after=deletion_recheck_seconds,
+            **common,
+        )
+    decision = decide_model_version({**body, "status": old_wire}, observed.job, job_name, now=now)
+    status = ModelVersionStatus.model_validate({**decision.status, "usedBy": users})
+    return Decision(
+        status=status,
+        apply=(render_job(),) if decision.create_job else (),
+        events=tuple(decision.events),
+        finalizers=tuple(dict.fromkeys([*finalizers, FINALIZER])),
+        **common,
+    )
