@@ -68,7 +68,7 @@ class OperatorProcess:
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
-            "DRIFTLINE_DELETION_RECHECK_SECONDS": "0.5",
+            "DRIFTLINE_BLOCKED_RECHECK_SECONDS": "0.5",
             **self.extra_env,
         }
         env.pop("KUBERNETES_SERVICE_HOST", None)

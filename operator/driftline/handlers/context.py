@@ -17,8 +17,9 @@ from driftline.render.settings import RenderSettings
 
 @dataclass(frozen=True, slots=True)
 class OperatorSettings:
-    # How often a blocked deletion looks again whether the version is still in use.
-    deletion_recheck_seconds: float = 10.0
+    # How often a resource that waits on something no watch event announces looks again
+    # (a deletion blocked by users, a verification Job of the same name made by someone else).
+    blocked_recheck_seconds: float = 10.0
     # How often reports of gone serving pods are looked for in a DriftPolicy's status.
     drift_prune_seconds: float = 30.0
     # Reconciles that may run at once (each blocks a thread on API calls).
@@ -26,13 +27,13 @@ class OperatorSettings:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
-        """DRIFTLINE_DELETION_RECHECK_SECONDS, DRIFTLINE_DRIFT_PRUNE_SECONDS and
+        """DRIFTLINE_BLOCKED_RECHECK_SECONDS, DRIFTLINE_DRIFT_PRUNE_SECONDS and
         DRIFTLINE_OPERATOR_WORKERS override the defaults (read at start-up)."""
         env = os.environ if environ is None else environ
         defaults = cls()
         return cls(
-            deletion_recheck_seconds=float(
-                env.get("DRIFTLINE_DELETION_RECHECK_SECONDS") or defaults.deletion_recheck_seconds
+            blocked_recheck_seconds=float(
+                env.get("DRIFTLINE_BLOCKED_RECHECK_SECONDS") or defaults.blocked_recheck_seconds
             ),
             drift_prune_seconds=float(
                 env.get("DRIFTLINE_DRIFT_PRUNE_SECONDS") or defaults.drift_prune_seconds

@@ -96,7 +96,10 @@ def _write_status(
 
 
 def _set_finalizers(
-    kube: KubeApi, decision: Decision[Any], finalizers: tuple[str, ...]
+    kube: KubeApi,
+    decision: Decision[Any],
+    finalizers: tuple[str, ...],
+    resource_version: str | None,
 ) -> str | None:
     """Patch the finalizers; the resourceVersion the resource has afterwards."""
     target = decision.target
@@ -106,7 +109,7 @@ def _set_finalizers(
         target.namespace,
         target.name,
         {"finalizers": list(finalizers)},
-        resource_version=decision.resource_version,
+        resource_version=resource_version,
     )
     return (updated or {}).get("metadata", {}).get("resourceVersion")
 
@@ -125,7 +128,7 @@ def execute(kube: KubeApi, decision: Decision[Any], empty_status: ApiModel, now:
     try:
         if adding and finalizers is not None:
             resource_version = _set_finalizers(
-                kube, decision, tuple(dict.fromkeys([*current, *finalizers]))
+                kube, decision, tuple(dict.fromkeys([*current, *finalizers])), resource_version
             )
         for obj in decision.apply:
             _create_or_apply(kube, obj, ObjectRef.of(obj) in decision.known, owner_uid)
@@ -157,6 +160,6 @@ def execute(kube: KubeApi, decision: Decision[Any], empty_status: ApiModel, now:
             or written
         )
     if removing and finalizers is not None:
-        written = _set_finalizers(kube, decision, finalizers)
+        written = _set_finalizers(kube, decision, finalizers, written or resource_version)
     _post_events(kube, decision, decision.events, now)
     return written

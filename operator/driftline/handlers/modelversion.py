@@ -68,7 +68,7 @@ def reconcile(runtime: Runtime, namespace: str, name: str, attempt: int) -> floa
         observed,
         render_job,
         now,
-        deletion_recheck_seconds=runtime.settings.deletion_recheck_seconds,
+        recheck_seconds=runtime.settings.blocked_recheck_seconds,
     )
     written = execute(runtime.kube, decision, ModelVersionStatus(), now)
     if written:

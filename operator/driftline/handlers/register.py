@@ -102,6 +102,9 @@ async def model_deployment_event(
     # The versions it wants or serves keep their usedBy (and deletion guard) current.
     spec, status = body.get("spec") or {}, body.get("status") or {}
     _wake(memo, MODEL_VERSION, namespace, indexes.referenced_versions(spec, status))
+    # Policies that target it report whether their target exists.
+    policies = memo.runtime.lookup("policies_by_target", (namespace, name))
+    _wake(memo, DRIFT_POLICY, namespace, [p["metadata"]["name"] for p in policies])
 
 
 @kopf.on.event(GROUP, VERSION, "modelversions")

@@ -38,14 +38,12 @@ def reason_for(error: KubeError) -> str:
 def retry_delay(error: Exception, attempt: int) -> float:
     """When to try a failed reconcile again.
 
-    Retryable API errors back off from a second up to a minute. A conflict is tried again
-    almost at once (it only means another writer was first). Errors that retrying the same
-    request cannot fix (a refused object, a missing grant, a name taken by another object)
-    are still retried, at the longest backoff: the cause may be fixed outside the resource
-    (RBAC granted, the squatting object deleted) without any event that would wake us.
+    A conflict is tried again almost at once: it only means another writer was first.
+    Everything else backs off from a second up to a minute, errors that the same request
+    cannot fix included (a refused object, a missing grant, a name taken by another
+    object): their cause may be fixed outside the resource (RBAC granted, the squatting
+    object deleted) without any event that would wake the resource.
     """
     if isinstance(error, KubeError) and error.status == 409:
         return min(0.05 * 2**attempt, 2.0)
-    if isinstance(error, KubeError) and error.retryable:
-        return backoff_seconds(attempt)
-    return backoff_seconds(max(attempt, 6))
+    return backoff_seconds(attempt)

@@ -370,7 +370,7 @@ def decide(
     render_job: Callable[[], dict[str, Any]],
     now: str,
     *,
-    deletion_recheck_seconds: float,
+    recheck_seconds: float,
 ) -> Decision[ModelVersionStatus]:
     """Verification, lifecycle phase, users and the deletion guard of one ModelVersion."""
     body = observed.body
@@ -419,7 +419,7 @@ def decide(
         return Decision(
             status=status,
             events=events,
-            requeue_after=deletion_recheck_seconds,
+            requeue_after=recheck_seconds,
             **common,
         )
     decision = decide_model_version({**body, "status": old_wire}, observed.job, job_name, now=now)
@@ -429,5 +429,7 @@ def decide(
         apply=(render_job(),) if decision.create_job else (),
         events=tuple(decision.events),
         finalizers=tuple(dict.fromkeys([*finalizers, FINALIZER])),
+        # No event tells when someone else's Job of that name goes: look again.
+        requeue_after=recheck_seconds if observed.job.state == "NotOwned" else None,
         **common,
     )

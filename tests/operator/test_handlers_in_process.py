@@ -1,0 +1,246 @@
+"""Each handler's gather-decide-execute, in-process, through the KubeApi Protocol with no API
+server: what it writes, what it refuses, and that a settled resource costs no API call."""
+
+from __future__ import annotations
+
+import pytest
+from memory_kube import MemoryKube
+
+from driftline.api.modeldeployment import ModelDeploymentStatus
+from driftline.handlers import driftpolicy, modeldeployment, modelversion
+from driftline.handlers.context import OperatorSettings, Runtime
+from driftline.handlers.executor import NameTaken
+from driftline.handlers.kube import KubeError
+from driftline.render.settings import RenderSettings
+
+NS = "ml"
+SHA = "a" * 64
+
+
+def model_version(name: str, phase: str | None = "Ready") -> dict:
+    body = {
+        "apiVersion": "driftline.io/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "model": "churn",
+            "version": name,
+            "artifact": {"uri": f"s3://models/{name}.onnx", "sha256": SHA},
+        },
+    }
+    if phase:
+        body["status"] = {"phase": phase, "digest": SHA}
+    return body
+
+
+def model_deployment(name: str = "churn", version: str = "v1", **spec: object) -> dict:
+    return {
+        "apiVersion": "driftline.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"modelVersion": version, "replicas": 2, **spec},
+    }
+
+
+def runtime_for(kube: MemoryKube) -> Runtime:
+    return Runtime(
+        kube=kube,
+        render=RenderSettings(),
+        settings=OperatorSettings(blocked_recheck_seconds=1, drift_prune_seconds=1),
+        indexes=kube.indexes(),
+    )
+
+
+def reconcile_md(kube: MemoryKube, name: str = "churn") -> None:
+    modeldeployment.reconcile(runtime_for(kube), NS, name, 0)
+
+
+def status_of(kube: MemoryKube, kind: str, name: str) -> dict:
+    return (kube.find(kind, name) or {}).get("status") or {}
+
+
+def conditions(status: dict) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in status.get("conditions", [])}
+
+
+def test_deployment_creates_its_children_then_costs_no_call_when_settled():
+    kube = MemoryKube()
+    kube.put(model_version("v1"))
+    kube.put(model_deployment())
+    reconcile_md(kube)
+    created = sorted(name for verb, name in kube.calls if verb == "create")
+    assert created == ["Deployment/churn-stable", "PodDisruptionBudget/churn", "Service/churn"]
+    status = status_of(kube, "ModelDeployment", "churn")
+    assert status["observedGeneration"] == 1
+    assert conditions(status)["Reconciled"] == ("True", "ObjectsApplied")
+    # What was written is exactly what the status model declares.
+    assert ModelDeploymentStatus.model_validate(status).wire() == status
+
+    # The next look sees the Deployment it made (status follows); after that nothing has
+    # changed, and a reconcile reads the indexes and makes no API call at all.
+    reconcile_md(kube)
+    kube.calls.clear()
+    reconcile_md(kube)
+    assert kube.calls == []
+
+
+def test_a_child_name_owned_by_another_object_is_never_adopted():
+    kube = MemoryKube()
+    kube.put(model_version("v1"))
+    kube.put(model_deployment())
+    squatter = kube.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "churn", "namespace": NS, "labels": {"app": "theirs"}},
+            "spec": {"selector": {"app": "theirs"}},
+        }
+    )
+    with pytest.raises(NameTaken):
+        reconcile_md(kube)
+    assert kube.find("Service", "churn") == squatter  # untouched: no owner, same selector
+    status = status_of(kube, "ModelDeployment", "churn")
+    assert conditions(status)["Reconciled"] == ("False", "NameTaken")
+    assert "observedGeneration" not in status
+    assert any(e["reason"] == "NameTaken" for e in kube.events)
+
+
+def test_a_failed_apply_is_reported_without_claiming_the_generation():
+    kube = MemoryKube()
+    kube.put(model_version("v1"))
+    kube.put(model_deployment())
+    kube.fail_next(
+        "create", "Deployment", "churn-stable", KubeError.of(500, "InternalError", "boom", "x")
+    )
+    with pytest.raises(KubeError):
+        reconcile_md(kube)
+    status = status_of(kube, "ModelDeployment", "churn")
+    assert conditions(status)["Reconciled"] == ("False", "ApiUnavailable")
+    assert "observedGeneration" not in status
+    reconcile_md(kube)  # the queue's retry: now it goes through
+    status = status_of(kube, "ModelDeployment", "churn")
+    assert conditions(status)["Reconciled"] == ("True", "ObjectsApplied")
+    assert status["observedGeneration"] == 1
+
+
+def test_a_stale_status_write_conflicts_and_is_made_again_from_a_fresh_read():
+    kube = MemoryKube()
+    kube.put(model_version("v1"))
+    kube.put(model_deployment())
+    runtime = runtime_for(kube)  # indexes as of now...
+    body = kube.find("ModelDeployment", "churn")
+    assert body is not None
+    kube.patch_metadata(  # ...and then someone else writes
+        "driftline.io/v1alpha1", "ModelDeployment", NS, "churn", {"labels": {"x": "y"}}
+    )
+    with pytest.raises(KubeError) as conflict:
+        modeldeployment.reconcile(runtime, NS, "churn", 0)
+    assert conflict.value.status == 409
+    modeldeployment.reconcile(runtime, NS, "churn", 1)  # a retry reads the resource itself
+    assert status_of(kube, "ModelDeployment", "churn")["observedGeneration"] == 1
+
+
+def test_unsupported_fields_are_named_not_ignored():
+    kube = MemoryKube()
+    kube.put(model_version("v1"))
+    kube.put(model_deployment(paused=True, strategy={"type": "BlueGreen"}))
+    reconcile_md(kube)
+    supported = next(
+        c
+        for c in status_of(kube, "ModelDeployment", "churn")["conditions"]
+        if c["type"] == "Supported"
+    )
+    assert (supported["status"], supported["reason"]) == ("False", "NotImplemented")
+    assert "spec.strategy.type BlueGreen" in supported["message"]
+    assert "spec.paused" in supported["message"]
+    kube2 = MemoryKube()
+    kube2.put(model_version("v1"))
+    kube2.put(model_deployment(strategy={"type": "Rolling"}))
+    reconcile_md(kube2)
+    assert conditions(status_of(kube2, "ModelDeployment", "churn"))["Supported"] == (
+        "True",
+        "AllFieldsSupported",
+    )
+
+
+def test_model_version_creates_its_job_and_trusts_only_its_own():
+    kube = MemoryKube()
+    kube.put(model_version("v1", phase=None))
+    modelversion.reconcile(runtime_for(kube), NS, "v1", 0)
+    job = kube.find("Job", "v1-verify")
+    assert job is not None
+    mv = kube.find("ModelVersion", "v1")
+    assert mv is not None and "driftline.io/finalizer" in mv["metadata"]["finalizers"]
+    assert job["metadata"]["ownerReferences"][0]["uid"] == mv["metadata"]["uid"]
+    assert status_of(kube, "ModelVersion", "v1")["phase"] == "Verifying"
+
+    # A Job of that name that someone else made, reporting success, is not believed.
+    other = MemoryKube()
+    other.put(model_version("v2", phase=None))
+    other.put(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "v2-verify", "namespace": NS},
+            "status": {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1},
+        }
+    )
+    modelversion.reconcile(runtime_for(other), NS, "v2", 0)
+    status = status_of(other, "ModelVersion", "v2")
+    assert status["phase"] == "Verifying"
+    assert conditions(status)["Verified"] == ("Unknown", "VerificationJobNotOwned")
+    assert [e["reason"] for e in other.events].count("VerificationJobNotOwned") == 1
+
+
+def test_model_version_in_use_keeps_its_finalizer_and_says_so_once():
+    kube = MemoryKube()
+    mv = model_version("v1")
+    kube.put(mv)
+    kube.put(model_deployment())
+    modelversion.reconcile(runtime_for(kube), NS, "v1", 0)
+    kube.patch_metadata(
+        "driftline.io/v1alpha1",
+        "ModelVersion",
+        NS,
+        "v1",
+        {"deletionTimestamp": "2026-12-01T00:00:00Z"},
+    )
+    for _ in range(3):
+        again = modelversion.reconcile(runtime_for(kube), NS, "v1", 0)
+        assert again == 1  # looks again at the recheck interval
+    assert [e["reason"] for e in kube.events].count("DeletionBlocked") == 1
+    assert conditions(status_of(kube, "ModelVersion", "v1"))["DeletionBlocked"] == (
+        "True",
+        "InUse",
+    )
+    kube.objects.pop(("driftline.io/v1alpha1", "ModelDeployment", NS, "churn"))
+    modelversion.reconcile(runtime_for(kube), NS, "v1", 0)
+    remaining = kube.find("ModelVersion", "v1")
+    assert remaining is not None and remaining["metadata"]["finalizers"] == []
+
+
+def test_drift_policy_reports_its_target_and_what_it_does_not_do():
+    kube = MemoryKube()
+    kube.put(
+        {
+            "apiVersion": "driftline.io/v1alpha1",
+            "kind": "DriftPolicy",
+            "metadata": {"name": "p", "namespace": NS, "generation": 2},
+            "spec": {
+                "targetRef": {"kind": "ModelDeployment", "name": "churn"},
+                "actions": [
+                    {"severity": "Low", "action": "Alert"},
+                    {"severity": "High", "action": "Rollback"},
+                ],
+            },
+        }
+    )
+    driftpolicy.reconcile(runtime_for(kube), NS, "p", 0)
+    status = status_of(kube, "DriftPolicy", "p")
+    assert status["observedGeneration"] == 2
+    assert conditions(status)["TargetFound"] == ("False", "TargetNotFound")
+    assert conditions(status)["Ready"] == ("False", "TargetNotFound")
+    assert conditions(status)["Supported"] == ("False", "NotImplemented")
+    kube.put(model_deployment())
+    driftpolicy.reconcile(runtime_for(kube), NS, "p", 0)
+    assert conditions(status_of(kube, "DriftPolicy", "p"))["Ready"] == ("True", "AllConditionsMet")
