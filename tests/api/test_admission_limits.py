@@ -7,11 +7,18 @@ manifest file cannot hold (1 MB) and the many ordinary values that must stay acc
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 import pydantic
 import pytest
+import urllib3
 
 from driftline.api.driftpolicy import DriftPolicy
 from driftline.api.manifests import check_manifest, load_documents
@@ -258,3 +265,74 @@ def test_the_operator_refuses_an_unsafe_retraining_job_too(pod_spec: dict[str, A
     assert errors_of(document)
     with pytest.raises(pydantic.ValidationError, match=r"not allowed|must not"):
         DriftPolicy.model_validate(document)
+
+
+# --- the same refusals from the local Kubernetes API, over HTTP --------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+INVALID = sorted((REPO / "tests" / "manifests" / "invalid").glob("*.yaml"))
+PLURALS = {"ModelVersion": "modelversions", "ModelDeployment": "modeldeployments"}
+PLURALS["DriftPolicy"] = "driftpolicies"
+
+
+@pytest.fixture(scope="module")
+def local_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kubernetes.client.ApiClient]:
+    """`driftline apiserver`, a real process, with the committed CRDs."""
+    directory = tmp_path_factory.mktemp("api")
+    kubeconfig, log = directory / "kubeconfig", (directory / "apiserver.log").open("wb")
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("driftline")),
+            "apiserver",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--crds",
+            str(REPO / "crds"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not kubeconfig.exists():
+            assert process.poll() is None, (directory / "apiserver.log").read_text()
+            assert time.monotonic() < deadline, "the local API wrote no kubeconfig in 60 s"
+            time.sleep(0.05)
+        client = kubernetes.config.new_client_from_config(str(kubeconfig))
+        core = kubernetes.client.CoreV1Api(client)
+        while True:
+            try:
+                core.create_namespace({"metadata": {"name": "admission"}})
+                break
+            except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError):
+                assert time.monotonic() < deadline, "the local API did not answer in 60 s"
+                time.sleep(0.05)
+        yield client
+        client.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)
+def test_the_local_api_refuses_each_invalid_manifest_with_field_and_reason(
+    local_api: kubernetes.client.ApiClient, path: Path
+) -> None:
+    (document,) = list(load_documents(path))
+    expected = path.read_text().splitlines()[0].removeprefix("# expect: ")
+    custom = kubernetes.client.CustomObjectsApi(local_api)
+    with pytest.raises(kubernetes.client.ApiException) as caught:
+        custom.create_namespaced_custom_object(
+            "driftline.io", "v1alpha1", "admission", PLURALS[document["kind"]], document
+        )
+    assert caught.value.status == 422
+    status = json.loads(caught.value.body)
+    assert expected in status["message"]
+    field = expected.split(":", 1)[0]
+    assert field in {cause["field"] for cause in status["details"]["causes"]}
+    with pytest.raises(kubernetes.client.ApiException) as missing:
+        custom.get_namespaced_custom_object(
+            "driftline.io", "v1alpha1", "admission", PLURALS[document["kind"]], "bad"
+        )
+    assert missing.value.status == 404  # refused: nothing was stored
