@@ -20,6 +20,7 @@ import pydantic
 import pytest
 import urllib3
 
+from driftline.api.crdgen import all_crds
 from driftline.api.driftpolicy import DriftPolicy
 from driftline.api.manifests import check_manifest, load_documents
 from driftline.api.modeldeployment import ModelDeployment
@@ -38,6 +39,30 @@ def example(kind: str) -> dict[str, Any]:
 
 def errors_of(document: dict[str, Any]) -> list[str]:
     return [str(e) for e in check_manifest(document)[1]]
+
+
+def _schema_nodes(node: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    yield path, node
+    for key, child in node.get("properties", {}).items():
+        yield from _schema_nodes(child, f"{path}.{key}")
+    if isinstance(node.get("items"), dict):
+        yield from _schema_nodes(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from _schema_nodes(node["additionalProperties"], f"{path}[*]")
+
+
+@pytest.mark.parametrize("name", sorted(all_crds()))
+def test_every_spec_string_list_and_map_is_bounded(name: str) -> None:
+    """A field added later without a limit fails here, not in a user's etcd."""
+    schema = all_crds()[name]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    unbounded = [
+        path
+        for path, node in _schema_nodes(schema["properties"]["spec"], "spec")
+        if (node.get("type") == "string" and "maxLength" not in node and "enum" not in node)
+        or (node.get("type") == "array" and "maxItems" not in node)
+        or (isinstance(node.get("additionalProperties"), dict) and "maxProperties" not in node)
+    ]
+    assert unbounded == []
 
 
 def test_a_megabyte_dataset_is_refused_with_field_and_reason() -> None:

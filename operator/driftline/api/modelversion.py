@@ -177,6 +177,7 @@ class ModelVersionSpec(ApiModel):
     version: str = Field(
         description="Version label, for example 1.4.0 or 2026-11-23.",
         pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$",
+        max_length=63,
     )
     format: Literal["onnx"] = Field("onnx", description="Artifact format; only onnx for now.")
     artifact: Artifact = Field(description="The model file and its digest.")
