@@ -61,6 +61,9 @@ def test_distinct_parents_never_share_a_child_name_or_selector(first: str, secon
     mine, theirs = children(first), children(second)
     for kind in mine:
         assert mine[kind] != theirs[kind], (kind, first, second)
+    # Deployments of all tracks of both parents share one namespace and kind.
+    deployments = [n[k] for n in (mine, theirs) for k in n if k.startswith("deployment-")]
+    assert len(set(deployments)) == len(deployments), deployments
 
 
 @settings(max_examples=300, deadline=None)
