@@ -213,7 +213,7 @@ def run(count: int, idle_seconds: float, deadline_s: float) -> dict[str, Any]:
                 "spec": {
                     "model": "model",
                     "version": "1",
-                    "artifact": {"uri": f"file://{model}", "sha256": sha256},
+                    "artifact": {"uri": f"s3://models/{model.name}", "sha256": sha256},
                 },
             },
         )

@@ -220,7 +220,12 @@ def model_version(
         "spec": {
             "model": "churn",
             "version": version,
-            "artifact": {"uri": f"file://{model.path}", "sha256": sha256 or model.sha256},
+            # The URI is never fetched here (the Job outcome comes from model.path); only the
+            # schemes a Pod can read are admitted, so it names an S3 object.
+            "artifact": {
+                "uri": f"s3://models/{model.path.name}",
+                "sha256": sha256 or model.sha256,
+            },
         },
     }
 

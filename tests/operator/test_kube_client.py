@@ -56,7 +56,7 @@ def test_status_write_from_a_stale_read_conflicts(api, cluster, kube):
             "spec": {
                 "model": "m",
                 "version": "1",
-                "artifact": {"uri": "/m.onnx", "sha256": "a" * 64},
+                "artifact": {"uri": "s3://models/m.onnx", "sha256": "a" * 64},
             },
         },
     )

@@ -25,7 +25,7 @@ def model_version(name, phase="Ready"):
             "spec": {
                 "model": "churn",
                 "version": name,
-                "artifact": {"uri": "/m", "sha256": "a" * 64},
+                "artifact": {"uri": "s3://models/m", "sha256": "a" * 64},
             },
             "status": {"phase": phase, "digest": "a" * 64} if phase else None,
         }

@@ -28,7 +28,11 @@ def body(status=None, labels=None):
         "apiVersion": "driftline.io/v1alpha1",
         "kind": "ModelVersion",
         "metadata": {"name": "m1", "namespace": "ml", "generation": 1, "labels": labels or {}},
-        "spec": {"model": "m", "version": "1", "artifact": {"uri": "/m.onnx", "sha256": SHA}},
+        "spec": {
+            "model": "m",
+            "version": "1",
+            "artifact": {"uri": "s3://models/m.onnx", "sha256": SHA},
+        },
     }
     if status is not None:
         obj["status"] = status

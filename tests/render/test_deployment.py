@@ -149,7 +149,53 @@ def test_sidecar_when_a_policy_targets_the_deployment(cpu_deployment_body, churn
     assert "drift-socket" in {v["name"] for v in obj["spec"]["template"]["spec"]["volumes"]}
     pod = obj["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "churn-drift-evaluator"
-    assert pod["automountServiceAccountToken"] is True
+
+
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def test_only_the_sidecar_holds_the_api_token(cpu_deployment_body, churn_v2, drift_policy):
+    """The serving container parses untrusted input: it must hold no credentials that
+    could patch the DriftPolicy's status (issue 12). The pod mounts no token; the sidecar
+    mounts the projected token, CA and namespace where in-cluster clients look."""
+    md = parse_deployment(cpu_deployment_body)
+    obj = render_deployment(
+        cpu_deployment_body,
+        md.spec,
+        track="stable",
+        model_version=churn_v2,
+        replicas=1,
+        policy=drift_policy,
+        settings=SETTINGS,
+    )
+    validate_k8s(obj)
+    pod = obj["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    containers = containers_by_name(obj)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    token_volumes = {
+        name
+        for name, volume in volumes.items()
+        if any("serviceAccountToken" in s for s in volume.get("projected", {}).get("sources", []))
+    }
+    assert len(token_volumes) == 1
+    (token_volume,) = token_volumes
+    server_mounts = containers["server"]["volumeMounts"]
+    assert all(m["name"] != token_volume for m in server_mounts)
+    assert all(not m["mountPath"].startswith("/var/run/secrets") for m in server_mounts)
+    (sidecar_mount,) = [
+        m for m in containers["drift-evaluator"]["volumeMounts"] if m["name"] == token_volume
+    ]
+    assert sidecar_mount == {"name": token_volume, "mountPath": TOKEN_DIR, "readOnly": True}
+    sources = volumes[token_volume]["projected"]["sources"]
+    assert sources[0]["serviceAccountToken"]["path"] == "token"
+    assert sources[1]["configMap"] == {
+        "name": "kube-root-ca.crt",
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    assert sources[2]["downwardAPI"]["items"] == [
+        {"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}
+    ]
 
 
 def test_gpu_count_scheduling(gpu_deployment_body, embedder):

@@ -9,6 +9,7 @@ import pytest
 
 from driftline.api.modeldeployment import Autoscaling, ModelDeployment
 from driftline.render.hpa import INFLIGHT_METRIC, hpa_metrics, render_hpa
+from driftline.render.labels import name_digest
 from driftline.render.objects import TrackPlan, render_model_deployment
 from driftline.render.pdb import render_pdb
 from driftline.render.rbac import render_role, render_role_binding, render_service_account
@@ -179,7 +180,14 @@ def test_settings_from_environment():
 
 
 @pytest.mark.parametrize(
-    ("name", "expected"), [("churn", "churn"), ("churn.v1", "churn-v1"), ("7up", "md-7up")]
+    ("name", "expected"),
+    [
+        ("churn", "churn"),
+        # Names that had to be transformed carry a hash of the original (issue 12): so
+        # that churn.v1 and churn-v1, or 7up and md-7up, never share one Service.
+        ("churn.v1", f"churn-v1--{name_digest('churn.v1')}"),
+        ("7up", f"md-7up--{name_digest('7up')}"),
+    ],
 )
 def test_service_name_is_a_dns_1035_label(cpu_deployment_body, name, expected):
     body = copy.deepcopy(cpu_deployment_body)

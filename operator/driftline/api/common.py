@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -16,6 +16,48 @@ API_VERSION = f"{GROUP}/{VERSION}"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 CAMEL_CASE_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+# Length limits no real user meets; they keep a hostile object (a 1 MB string) out of etcd,
+# out of the operator's memory and out of every Pod spec rendered from it.
+DNS_LABEL_MAX = 63
+DNS_SUBDOMAIN_MAX = 253
+URI_MAX = 2048
+DESCRIPTION_MAX = 1024
+IMAGE_MAX = 1024
+
+# Kubernetes' qualified name (label and annotation keys, resource names, topology keys): an
+# optional DNS-subdomain prefix and '/', then a name of at most 63 characters. RE2 and
+# Rust's regex have no look-ahead, so the prefix's own 253 limit is the total's 317.
+QUALIFIED_NAME = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+QUALIFIED_NAME_MAX = DNS_SUBDOMAIN_MAX + 1 + DNS_LABEL_MAX
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+# A Kubernetes resource quantity (500m, 1.5Gi, 2e3), never negative: a negative request or
+# limit is refused by the API server only when the Pod is created, long after admission.
+QUANTITY = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
+QUANTITY_MAX = 64
+# Gateway API's Hostname: a DNS name, optionally with one leading wildcard label; never a
+# bare '*', an IP address or anything outside ASCII.
+HOSTNAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+QualifiedName = Annotated[
+    str,
+    StringConstraints(pattern=QUALIFIED_NAME, max_length=QUALIFIED_NAME_MAX),
+    Field(
+        description="a qualified name: an optional DNS subdomain and '/', then at most 63 "
+        "letters, digits, '-', '_' or '.', starting and ending with a letter or digit "
+        "(for example nvidia.com/gpu)"
+    ),
+]
+LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE, max_length=DNS_LABEL_MAX)]
+Quantity = Annotated[str, StringConstraints(pattern=QUANTITY, max_length=QUANTITY_MAX)]
+
+
+def cel_string(text: str) -> str:
+    """`text` as a CEL string literal (single-quoted), for patterns inside rules."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def cel(rule: str, message: str, *, field_path: str | None = None) -> JsonDict:
@@ -71,7 +113,7 @@ class SecretReference(ApiModel):
     name: str = Field(
         description="Name of the Secret. Credentials are read only from Secrets, never from the spec.",
         pattern=DNS_SUBDOMAIN,
-        max_length=253,
+        max_length=DNS_SUBDOMAIN_MAX,
     )
 
 
@@ -99,9 +141,19 @@ class Condition(ApiModel):
 class Toleration(ApiModel):
     """A Kubernetes toleration (subset of core/v1 Toleration)."""
 
-    key: str | None = Field(None, description="Taint key the toleration applies to.")
+    key: str | None = Field(
+        None,
+        description="Taint key the toleration applies to (a qualified name).",
+        pattern=QUALIFIED_NAME,
+        max_length=QUALIFIED_NAME_MAX,
+    )
     operator: Literal["Exists", "Equal"] = Field("Equal", description="Exists or Equal.")
-    value: str | None = Field(None, description="Taint value for operator Equal.")
+    value: str | None = Field(
+        None,
+        description="Taint value for operator Equal (a label value).",
+        pattern=LABEL_VALUE,
+        max_length=DNS_LABEL_MAX,
+    )
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
         None, description="Taint effect to match; empty matches all effects."
     )

@@ -17,7 +17,7 @@ from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import core_schema, to_jsonable_python
 
 from driftline.api import RESOURCES
-from driftline.api.common import GROUP, VERSION, ResourceModel
+from driftline.api.common import GROUP, VERSION, ResourceModel, cel, cel_string
 
 CATEGORY = "driftline"
 _DROPPED_KEYS = frozenset({"title", "$defs"})
@@ -75,9 +75,38 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     return _clean({key: _resolve(value, defs) for key, value in node.items()})
 
 
+def _map_key_rule(node: dict[str, Any]) -> None:
+    """Typed map keys (pydantic's patternProperties and propertyNames) as a CEL rule.
+
+    A structural schema cannot constrain map keys; Kubernetes checks them only in CEL,
+    so the key type's pattern and length become `self.all(k, ...)` and the value schema
+    becomes additionalProperties.
+    """
+    pattern_properties = node.pop("patternProperties", None)
+    key_schema = node.pop("propertyNames", None) or {}
+    conditions: list[str] = []
+    if "maxLength" in key_schema:
+        conditions.append(f"k.size() <= {key_schema['maxLength']}")
+    if pattern_properties:
+        ((key_pattern, value_schema),) = pattern_properties.items()
+        node["additionalProperties"] = value_schema
+        conditions.append(f"k.matches({cel_string(key_pattern)})")
+    if not conditions:
+        return
+    if not key_schema.get("description"):
+        raise ValueError("a constrained map key needs a description: it is the rule's message")
+    rule = cel(
+        f"self.all(k, {' && '.join(conditions)})",
+        f"every key must be {key_schema['description']}",
+    )
+    node["x-kubernetes-validations"] = [*node.get("x-kubernetes-validations", []), rule]
+
+
 def _clean(node: dict[str, Any]) -> dict[str, Any]:
     for key in _DROPPED_KEYS & node.keys():
         del node[key]
+    if "patternProperties" in node or "propertyNames" in node:
+        _map_key_rule(node)
     if node.get("additionalProperties") in (False, True):
         del node["additionalProperties"]
     if "const" in node:

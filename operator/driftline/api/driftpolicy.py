@@ -6,16 +6,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, JsonValue, field_validator
+from pydantic.config import JsonDict
 
 from driftline.api.common import (
     CONDITIONS_FIELD_DESCRIPTION,
     DNS_SUBDOMAIN,
+    DNS_SUBDOMAIN_MAX,
     ApiModel,
     Condition,
     ResourceModel,
     cel,
 )
+from driftline.api.validation import validate_rules, validate_schema
 from driftline.vocabulary import CATEGORICAL_TESTS, NUMERIC_TESTS, Correction, Severity, TestName
 
 # The string values are the drift engine's own (driftline_serving.drift); they pass through unchanged.
@@ -53,9 +56,13 @@ class TargetRef(ApiModel):
     api_version: Literal["driftline.io/v1alpha1"] = Field(
         "driftline.io/v1alpha1", description="API version of the target."
     )
-    kind: str = Field("ModelDeployment", description="Kind of the target: ModelDeployment.")
+    kind: str = Field(
+        "ModelDeployment", description="Kind of the target: ModelDeployment.", max_length=63
+    )
     name: str = Field(
-        description="Name of the target in the same namespace.", pattern=DNS_SUBDOMAIN
+        description="Name of the target in the same namespace.",
+        pattern=DNS_SUBDOMAIN,
+        max_length=DNS_SUBDOMAIN_MAX,
     )
 
 
@@ -90,7 +97,7 @@ class Window(ApiModel):
 class FeatureTests(ApiModel):
     """Tests for one named feature, overriding the choice by type."""
 
-    feature: str = Field(description="Feature name.", min_length=1)
+    feature: str = Field(description="Feature name.", min_length=1, max_length=256)
     tests: list[DriftTest] = Field(description="Tests to run.", min_length=1, max_length=5)
 
 
@@ -171,7 +178,10 @@ class Performance(ApiModel):
         le=1,
     )
     baseline_metric: str = Field(
-        "accuracy", description="Key in the ModelVersion's spec.metrics to compare with."
+        "accuracy",
+        description="Key in the ModelVersion's spec.metrics to compare with.",
+        min_length=1,
+        max_length=256,
     )
 
 
@@ -197,12 +207,148 @@ def _default_actions() -> list[ActionRule]:
     return [ActionRule(severity="Low", action=ActionType.ALERT)]
 
 
+# --- the retraining Job: a JobSpec, kept as written, with its dangerous fields refused ---
+#
+# The operator creates the Job with its own rights, so a DriftPolicy author must not get a
+# privileged Pod, the node's namespaces or its filesystem through it. The schema declares
+# only the fields it checks (the rest of the JobSpec is kept as written) and refuses what
+# the Baseline Pod Security Standard forbids, plus running as root. Rules sit on the
+# Pod spec and on each container, whose presence they guard, so every message names the
+# field and the reason.
+
+
+def _open_object(description: str, properties: dict[str, Any] | None = None) -> JsonDict:
+    node: JsonDict = {
+        "type": "object",
+        "description": description,
+        "x-kubernetes-preserve-unknown-fields": True,
+    }
+    if properties:
+        node["properties"] = properties
+    return node
+
+
+def _field(kind: str, description: str) -> JsonDict:
+    return {"type": kind, "description": description}
+
+
+def _not_true(path: str, field: str, reason: str) -> JsonDict:
+    """`path.field` may be absent or false, never true."""
+    guard = _presence_guard(path, field)
+    return cel(f"{guard} || !self.{path}{field}", reason, field_path=f".{path}{field}")
+
+
+def _presence_guard(path: str, field: str) -> str:
+    parts = [p for p in path.split(".") if p] + [field]
+    return " || ".join(f"!has(self.{'.'.join(parts[: i + 1])})" for i in range(len(parts)))
+
+
+_SECURITY_CONTEXT_FIELDS: dict[str, Any] = {
+    "privileged": _field("boolean", "Run the container privileged: not allowed."),
+    "allowPrivilegeEscalation": _field("boolean", "Allow setuid escalation: not allowed."),
+    "runAsUser": _field("integer", "User id; 0 (root) is not allowed."),
+    "capabilities": _open_object(
+        "Linux capabilities; only NET_BIND_SERVICE may be added.",
+        {
+            "add": {
+                "type": "array",
+                "description": "Capabilities to add.",
+                "maxItems": 64,
+                "items": {"type": "string", "maxLength": 64},
+            }
+        },
+    ),
+}
+_CONTAINER_RULES: list[JsonValue] = [
+    _not_true("securityContext.", "privileged", "privileged containers are not allowed"),
+    _not_true(
+        "securityContext.",
+        "allowPrivilegeEscalation",
+        "allowPrivilegeEscalation must not be true",
+    ),
+    cel(
+        f"{_presence_guard('securityContext.', 'runAsUser')} || self.securityContext.runAsUser != 0",
+        "containers must not run as root (runAsUser 0)",
+        field_path=".securityContext.runAsUser",
+    ),
+    cel(
+        f"{_presence_guard('securityContext.capabilities.', 'add')}"
+        " || self.securityContext.capabilities.add.all(c, c == 'NET_BIND_SERVICE')",
+        "adding capabilities is not allowed (only NET_BIND_SERVICE)",
+        field_path=".securityContext.capabilities.add",
+    ),
+]
+
+
+def _containers(description: str) -> JsonDict:
+    container = _open_object(
+        "A container.",
+        {
+            "securityContext": _open_object(
+                "The container's security context.", _SECURITY_CONTEXT_FIELDS
+            )
+        },
+    )
+    container["x-kubernetes-validations"] = _CONTAINER_RULES
+    return {"type": "array", "description": description, "maxItems": 64, "items": container}
+
+
+_POD_SPEC = _open_object(
+    "The Pod spec of the Job's Pods.",
+    {
+        "hostPID": _field("boolean", "Share the node's process namespace: not allowed."),
+        "hostIPC": _field("boolean", "Share the node's IPC namespace: not allowed."),
+        "hostNetwork": _field("boolean", "Use the node's network namespace: not allowed."),
+        "securityContext": _open_object(
+            "The Pod's security context.",
+            {"runAsUser": _field("integer", "User id; 0 (root) is not allowed.")},
+        ),
+        "containers": _containers("The Job's containers."),
+        "initContainers": _containers("Init containers."),
+        "ephemeralContainers": _containers("Ephemeral containers."),
+        "volumes": {
+            "type": "array",
+            "description": "Volumes; hostPath volumes are not allowed.",
+            "maxItems": 256,
+            "items": {
+                **_open_object(
+                    "A volume.", {"hostPath": _open_object("A node directory: not allowed.")}
+                ),
+                "x-kubernetes-validations": [
+                    cel(
+                        "!has(self.hostPath)",
+                        "hostPath volumes are not allowed",
+                        field_path=".hostPath",
+                    )
+                ],
+            },
+        },
+    },
+)
+_POD_SPEC["x-kubernetes-validations"] = [
+    _not_true("", "hostPID", "hostPID is not allowed"),
+    _not_true("", "hostIPC", "hostIPC is not allowed"),
+    _not_true("", "hostNetwork", "hostNetwork is not allowed"),
+    cel(
+        f"{_presence_guard('securityContext.', 'runAsUser')} || self.securityContext.runAsUser != 0",
+        "Pods must not run as root (runAsUser 0)",
+        field_path=".securityContext.runAsUser",
+    ),
+]
+# No description at the top: the field's own describes it.
+JOB_TEMPLATE_SCHEMA: JsonDict = {
+    "type": "object",
+    "x-kubernetes-preserve-unknown-fields": True,
+    "properties": {"template": _open_object("The Pod template.", {"spec": _POD_SPEC})},
+}
+
+
 class Retraining(ApiModel):
     """The Job that retrains the model, and what happens to its result."""
 
     job_template: dict[str, Any] = Field(
-        description="A batch/v1 JobSpec. The Job gets DRIFTLINE_* variables and reports its artifact in its termination message.",
-        json_schema_extra={"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        description="A batch/v1 JobSpec. The Job gets DRIFTLINE_* variables and reports its artifact in its termination message. Its Pods must meet the Baseline Pod Security Standard: no privileged or root containers, no privilege escalation or added capabilities, no host namespaces or hostPath volumes.",
+        json_schema_extra=JOB_TEMPLATE_SCHEMA,
     )
     promotion: Literal["Canary", "Manual"] = Field(
         "Canary",
@@ -211,6 +357,16 @@ class Retraining(ApiModel):
     active_deadline_seconds: int = Field(
         6 * 3600, description="Longest a retraining Job may run.", ge=60
     )
+
+    @field_validator("job_template")
+    @classmethod
+    def _job_template_is_safe(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """The same checks as the CRD's, so the operator refuses what an older CRD let in."""
+        errors = validate_schema(JOB_TEMPLATE_SCHEMA, value, "jobTemplate")
+        errors += validate_rules(JOB_TEMPLATE_SCHEMA, value, None, "jobTemplate")
+        if errors:
+            raise ValueError("; ".join(str(e) for e in errors))
+        return value
 
 
 class DriftPolicySpec(ApiModel):

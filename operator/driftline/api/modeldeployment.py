@@ -4,21 +4,75 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, JsonValue, StringConstraints
 
 from driftline.api.common import (
     CONDITIONS_FIELD_DESCRIPTION,
+    DNS_LABEL,
+    DNS_LABEL_MAX,
     DNS_SUBDOMAIN,
+    DNS_SUBDOMAIN_MAX,
+    HOSTNAME,
+    IMAGE_MAX,
+    QUALIFIED_NAME,
+    QUALIFIED_NAME_MAX,
+    URI_MAX,
     ApiModel,
     Condition,
+    LabelValue,
+    QualifiedName,
+    Quantity,
     ResourceModel,
     Toleration,
     cel,
+    cel_string,
 )
 
-QUANTITY_PATTERN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$"
+# The Prometheus URL is fetched by the operator, inside the cluster: it must never reach
+# the node's link-local addresses, where clouds serve instance credentials. The pattern
+# admits only http(s) with a plain host (a DNS name, dotted IPv4 or bracketed IPv6: no user
+# info, no backslash, no non-ASCII, no trailing dot), so that the host is the text right
+# after '://' for Kubernetes' Go parser and Python's alike, and rules on it are exact.
+PROMETHEUS_URL_PATTERN = (
+    r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*)(:[0-9]{1,5})?([/?#]\S*)?$"
+)
+_HOST_END = r"(:[0-9]+)?([/?#]|$)"
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_LINK_LOCAL_OR_METADATA = (
+    r"(?i)^https?://(169\.254\.[0-9]+\.[0-9]+|\[fe[89ab][0-9a-f]:[^\]]*\]"
+    r"|\[fd00:0?ec2:[^\]]*\]|metadata|metadata\.google\.internal)" + _HOST_END
+)
+# glibc reads 2852039166, 0xa9fea9fe or 0251.0376.0251.0376 as 169.254.169.254: a host
+# that ends in a number must be four plain decimal octets.
+_NUMERIC_HOST = r"(?i)^https?://([^/?#:\[]*\.)?(0x[0-9a-f]*|[0-9]+)" + _HOST_END
+_DOTTED_QUAD_HOST = r"^https?://(" + _OCTET + r"\.){3}" + _OCTET + _HOST_END
+# ::ffff:169.254.169.254 (or its hex form) reaches the IPv4 address: write that instead.
+_IPV4_IN_IPV6_HOST = (
+    r"(?i)^https?://\[([^\]]*\.[^\]]*|[0-9a-f:]*:ffff(:0{1,4})?:[0-9a-f]{1,4}:[0-9a-f]{1,4})\]"
+)
+PROMETHEUS_URL_RULES: list[JsonValue] = [
+    cel(
+        f"!self.matches({cel_string(_LINK_LOCAL_OR_METADATA)})",
+        "must not point at a link-local or cloud metadata address (169.254.0.0/16, "
+        "fe80::/10, fd00:ec2::/32, metadata.google.internal)",
+    ),
+    cel(
+        f"!self.matches({cel_string(_NUMERIC_HOST)}) || self.matches({cel_string(_DOTTED_QUAD_HOST)})",
+        "an IPv4 host must be four decimal numbers 0-255 without leading zeros",
+    ),
+    cel(
+        f"!self.matches({cel_string(_IPV4_IN_IPV6_HOST)})",
+        "an IPv6 host must not embed an IPv4 address; write the IPv4 address itself",
+    ),
+]
+
+
+Hostname = Annotated[
+    str, StringConstraints(pattern=HOSTNAME, min_length=1, max_length=DNS_SUBDOMAIN_MAX)
+]
 
 
 class DeploymentPhase(StrEnum):
@@ -71,15 +125,15 @@ class Autoscaling(ApiModel):
 class Resources(ApiModel):
     """CPU and memory for the serving container, as Kubernetes quantities."""
 
-    requests: dict[str, str] = Field(
+    requests: dict[QualifiedName, Quantity] = Field(
         default_factory=lambda: {"cpu": "500m", "memory": "512Mi"},
-        description="Requested resources, for example cpu: 500m, memory: 512Mi.",
-        json_schema_extra={"additionalProperties": {"type": "string", "pattern": QUANTITY_PATTERN}},
+        description="Requested resources, for example cpu: 500m, memory: 512Mi. Quantities are never negative.",
+        max_length=32,
     )
-    limits: dict[str, str] = Field(
+    limits: dict[QualifiedName, Quantity] = Field(
         default_factory=lambda: {"memory": "1Gi"},
         description="Resource limits. The server sizes its thread pool from the CPU limit.",
-        json_schema_extra={"additionalProperties": {"type": "string", "pattern": QUANTITY_PATTERN}},
+        max_length=32,
     )
 
 
@@ -93,9 +147,12 @@ class GPU(ApiModel):
         "nvidia.com/gpu",
         description="Extended resource to request: nvidia.com/gpu, or a MIG profile such as nvidia.com/mig-1g.10gb.",
         pattern=r"^[a-z0-9.-]+/[a-z0-9.-]+$",
+        max_length=QUALIFIED_NAME_MAX,
     )
-    node_selector: dict[str, str] = Field(
-        default_factory=dict, description="Node labels a GPU node must carry."
+    node_selector: dict[QualifiedName, LabelValue] = Field(
+        default_factory=dict,
+        description="Node labels a GPU node must carry: label keys and values.",
+        max_length=64,
     )
     tolerations: list[Toleration] = Field(
         default_factory=lambda: [
@@ -105,7 +162,10 @@ class GPU(ApiModel):
         max_length=32,
     )
     runtime_class_name: str | None = Field(
-        None, description="RuntimeClass for the GPU container runtime, for example nvidia."
+        None,
+        description="RuntimeClass for the GPU container runtime, for example nvidia.",
+        pattern=DNS_SUBDOMAIN,
+        max_length=DNS_SUBDOMAIN_MAX,
     )
 
 
@@ -113,7 +173,10 @@ class TopologySpread(ApiModel):
     """Spread replicas across failure domains."""
 
     topology_key: str = Field(
-        "kubernetes.io/hostname", description="Node label that defines a domain."
+        "kubernetes.io/hostname",
+        description="Node label that defines a domain (a label key).",
+        pattern=QUALIFIED_NAME,
+        max_length=QUALIFIED_NAME_MAX,
     )
     max_skew: int = Field(1, description="Largest allowed difference between domains.", ge=1)
 
@@ -122,7 +185,10 @@ class Serving(ApiModel):
     """How the model server runs."""
 
     image: str | None = Field(
-        None, description="Serving image; the operator's configured image when unset."
+        None,
+        description="Serving image; the operator's configured image when unset.",
+        pattern=r"^\S+$",
+        max_length=IMAGE_MAX,
     )
     port: int = Field(
         8080, description="HTTP port of the Open Inference Protocol server.", ge=1, le=65535
@@ -222,7 +288,11 @@ class Analysis(ApiModel):
     interval_seconds: int = Field(30, description="Time between measurements.", ge=1)
     count: int = Field(3, description="Measurements per analysis run.", ge=1, le=100)
     prometheus_url: str | None = Field(
-        None, description="Prometheus base URL; the operator's configured one when unset."
+        None,
+        description="Prometheus base URL (http or https); the operator's configured one when unset. Link-local and cloud metadata addresses are refused.",
+        pattern=PROMETHEUS_URL_PATTERN,
+        max_length=URI_MAX,
+        json_schema_extra={"x-kubernetes-validations": PROMETHEUS_URL_RULES},
     )
     metrics: list[PrometheusGate] = Field(
         default_factory=list,
@@ -264,9 +334,21 @@ class Strategy(ApiModel):
 class HTTPRouteParent(ApiModel):
     """A Gateway the HTTPRoute attaches to."""
 
-    name: str = Field(description="Gateway name.", pattern=DNS_SUBDOMAIN)
-    namespace: str | None = Field(None, description="Gateway namespace; the resource's when unset.")
-    section_name: str | None = Field(None, description="Listener name on the Gateway.")
+    name: str = Field(
+        description="Gateway name.", pattern=DNS_SUBDOMAIN, max_length=DNS_SUBDOMAIN_MAX
+    )
+    namespace: str | None = Field(
+        None,
+        description="Gateway namespace; the resource's when unset.",
+        pattern=DNS_LABEL,
+        max_length=DNS_LABEL_MAX,
+    )
+    section_name: str | None = Field(
+        None,
+        description="Listener name on the Gateway.",
+        pattern=DNS_SUBDOMAIN,
+        max_length=DNS_SUBDOMAIN_MAX,
+    )
 
 
 class Traffic(ApiModel):
@@ -278,8 +360,10 @@ class Traffic(ApiModel):
         description="Gateway API parents: when set, an HTTPRoute splits traffic by weight; otherwise by replica ratio.",
         max_length=8,
     )
-    hostnames: list[str] = Field(
-        default_factory=list, description="Hostnames for the HTTPRoute.", max_length=16
+    hostnames: list[Hostname] = Field(
+        default_factory=list,
+        description="Hostnames for the HTTPRoute, as Gateway API takes them: DNS names, optionally *.-prefixed.",
+        max_length=16,
     )
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, StringConstraints
 
 from driftline.api.common import (
     CONDITIONS_FIELD_DESCRIPTION,
+    DESCRIPTION_MAX,
     DNS_LABEL,
     DNS_SUBDOMAIN,
+    DNS_SUBDOMAIN_MAX,
+    URI_MAX,
     ApiModel,
     Condition,
     ResourceModel,
@@ -24,7 +27,21 @@ SHA256_RULE = cel(
     "self.matches('^[0-9a-f]{64}$')",
     "must be a sha256 digest: 64 lowercase hexadecimal characters",
 )
-ARTIFACT_URI_PATTERN = r"^(file://|https://|s3://|/)\S+$"
+# What driftline_serving.artifacts can fetch inside a Pod. A path or file:// URI names a
+# file on a volume, and the rendered Pods mount no volume of the user's, so such a
+# ModelVersion could never become Ready: it is refused here, with the reason.
+ARTIFACT_URI_PATTERN = r"^(s3|https?)://\S+$"
+ARTIFACT_URI_RULE = cel(
+    "self.matches('^(s3|https?)://')",
+    "must be an s3://, https:// or http:// URI: the serving Pods mount no volume, so a "
+    "path or file:// URI could never be read",
+)
+METRIC_NAME_MAX = 256
+MetricName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=METRIC_NAME_MAX),
+    Field(description=f"a metric name of at most {METRIC_NAME_MAX} characters"),
+]
 
 
 class ModelVersionPhase(StrEnum):
@@ -40,12 +57,14 @@ class Artifact(ApiModel):
     """Where the model file lives and the digest it must have."""
 
     uri: str = Field(
-        description="file://, https:// or s3:// URI, or an absolute path on a mounted volume.",
+        description="s3://bucket/key, https:// or http:// URI of the model file.",
         pattern=ARTIFACT_URI_PATTERN,
-        max_length=2048,
+        max_length=URI_MAX,
+        json_schema_extra={"x-kubernetes-validations": [ARTIFACT_URI_RULE]},
     )
     sha256: str = Field(
         description="Expected sha256 of the file; a file with any other digest is never served.",
+        max_length=64,
         json_schema_extra={"x-kubernetes-validations": [SHA256_RULE]},
     )
     secret_ref: SecretReference | None = Field(
@@ -89,7 +108,9 @@ class Feature(ApiModel):
 
     name: str = Field(description="Feature name.", min_length=1, max_length=256)
     type: FeatureType = Field(description="numeric or categorical: selects the drift tests.")
-    description: str | None = Field(None, description="What the feature means.", max_length=1024)
+    description: str | None = Field(
+        None, description="What the feature means.", max_length=DESCRIPTION_MAX
+    )
 
 
 class ReferenceProfile(ApiModel):
@@ -98,10 +119,12 @@ class ReferenceProfile(ApiModel):
     uri: str = Field(
         description="Where the profile file lives (same schemes as the artifact).",
         pattern=ARTIFACT_URI_PATTERN,
-        max_length=2048,
+        max_length=URI_MAX,
+        json_schema_extra={"x-kubernetes-validations": [ARTIFACT_URI_RULE]},
     )
     sha256: str = Field(
         description="sha256 of the profile file, printed by `driftline profile`.",
+        max_length=64,
         json_schema_extra={"x-kubernetes-validations": [SHA256_RULE]},
     )
     secret_ref: SecretReference | None = Field(
@@ -116,11 +139,22 @@ class Lineage(ApiModel):
         None,
         description="Name of the ModelVersion this one was retrained from.",
         pattern=DNS_SUBDOMAIN,
+        max_length=DNS_SUBDOMAIN_MAX,
     )
-    training_job: str | None = Field(None, description="Name of the Job that produced it.")
-    dataset: str | None = Field(None, description="Identifier or URI of the training data set.")
+    training_job: str | None = Field(
+        None,
+        description="Name of the Job that produced it.",
+        pattern=DNS_SUBDOMAIN,
+        max_length=DNS_SUBDOMAIN_MAX,
+    )
+    dataset: str | None = Field(
+        None, description="Identifier or URI of the training data set.", max_length=URI_MAX
+    )
     drift_policy: str | None = Field(
-        None, description="Name of the DriftPolicy whose retraining produced this version."
+        None,
+        description="Name of the DriftPolicy whose retraining produced this version.",
+        pattern=DNS_SUBDOMAIN,
+        max_length=DNS_SUBDOMAIN_MAX,
     )
 
 
@@ -143,6 +177,7 @@ class ModelVersionSpec(ApiModel):
     version: str = Field(
         description="Version label, for example 1.4.0 or 2026-11-23.",
         pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$",
+        max_length=63,
     )
     format: Literal["onnx"] = Field("onnx", description="Artifact format; only onnx for now.")
     artifact: Artifact = Field(description="The model file and its digest.")
@@ -159,7 +194,7 @@ class ModelVersionSpec(ApiModel):
     reference: ReferenceProfile | None = Field(
         None, description="Reference profile of the training data; required for drift detection."
     )
-    metrics: dict[str, float] = Field(
+    metrics: dict[MetricName, float] = Field(
         default_factory=dict,
         description="Offline evaluation metrics, for example accuracy or auc.",
         max_length=64,

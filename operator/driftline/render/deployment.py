@@ -30,6 +30,14 @@ LIVE_PATH = "/v2/health/live"
 SOCKET_VOLUME = "drift-socket"
 SOCKET_DIR = "/var/run/driftline"
 SAMPLE_SOCKET = f"unix://{SOCKET_DIR}/samples.sock"
+# The service-account token goes to the drift sidecar alone: the serving container parses
+# untrusted input and must not hold credentials that can patch the DriftPolicy's status.
+# The pod mounts no token (automountServiceAccountToken: false); the sidecar gets the same
+# projected volume that Kubernetes would mount, at the same path, so in-cluster clients
+# find it as usual.
+TOKEN_VOLUME = "drift-evaluator-api-access"
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+TOKEN_EXPIRATION_SECONDS = 3607  # Kubernetes' own choice; the kubelet rotates it
 EVALUATOR_RESOURCES = {
     "requests": {"cpu": "100m", "memory": "128Mi"},
     "limits": {"memory": "512Mi"},
@@ -135,6 +143,40 @@ def _socket_mount() -> dict[str, Any]:
     return {"name": SOCKET_VOLUME, "mountPath": SOCKET_DIR}
 
 
+def token_volume() -> dict[str, Any]:
+    """The API credentials of the pod's ServiceAccount, as Kubernetes projects them."""
+    return {
+        "name": TOKEN_VOLUME,
+        "projected": {
+            "defaultMode": 0o644,
+            "sources": [
+                {
+                    "serviceAccountToken": {
+                        "path": "token",
+                        "expirationSeconds": TOKEN_EXPIRATION_SECONDS,
+                    }
+                },
+                {
+                    "configMap": {
+                        "name": "kube-root-ca.crt",
+                        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                    }
+                },
+                {
+                    "downwardAPI": {
+                        "items": [
+                            {
+                                "path": "namespace",
+                                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                            }
+                        ]
+                    }
+                },
+            ],
+        },
+    }
+
+
 def evaluator_container(
     model_version_name: str,
     model_version: ModelVersion,
@@ -170,7 +212,11 @@ def evaluator_container(
         ],
         "resources": EVALUATOR_RESOURCES,
         "securityContext": container_security_context(),
-        "volumeMounts": [*scratch_mounts(), _socket_mount()],
+        "volumeMounts": [
+            *scratch_mounts(),
+            _socket_mount(),
+            {"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True},
+        ],
     }
     secret = reference.secret_ref if reference else None
     env_from = secret_env_from(secret.name if secret else None)
@@ -253,20 +299,19 @@ def render_deployment(
         volumes.append(
             {"name": SOCKET_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
         )
+        volumes.append(token_volume())
     pod_spec: dict[str, Any] = {
         "containers": containers,
         "volumes": volumes,
         "securityContext": pod_security_context(),
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": 45,
+        # No container gets a token by default; only the sidecar mounts one (token_volume).
+        "automountServiceAccountToken": False,
         **scheduling(spec, selector),
     }
     if policy is not None:
         pod_spec["serviceAccountName"] = lbl.evaluator_account_name(deployment_name)
-        pod_spec["automountServiceAccountToken"] = True
-    else:
-        # Without the sidecar nothing in the pod talks to the API: mount no token.
-        pod_spec["automountServiceAccountToken"] = False
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector},
         "revisionHistoryLimit": 3,

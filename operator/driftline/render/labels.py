@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,33 +30,85 @@ TRACKS = ("stable", "canary", "preview")
 TRAFFIC_TRACKS = frozenset({"stable", "canary"})
 
 _MAX_NAME = 63
+_HASH_LENGTH = 10
+# A transformed child name always holds this separator and a kept one never does, so a
+# name made from one parent can never equal the untouched name of another.
+_TRANSFORMED_MARK = "--"
+# Label values may hold '_', which object names may not: a cut value can never equal
+# the unchanged value of another parent's name.
+_CUT_VALUE_MARK = "_"
+_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_DNS_1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
-def bounded_name(*parts: str, limit: int = _MAX_NAME) -> str:
-    """Join parts with '-'; when too long, cut and add a short hash so names stay unique."""
-    name = "-".join(parts)
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: limit - 9].rstrip('-')}-{digest}"
+def name_digest(original: str) -> str:
+    """A short, stable hash of the original name: what keeps transformed names apart."""
+    return hashlib.sha256(original.encode()).hexdigest()[:_HASH_LENGTH]
+
+
+def child_name(parent: str, suffix: str = "", *, dns_1035: bool = False) -> str:
+    """The name of a parent's child object, unique per parent.
+
+    `parent-suffix` when that is already a valid name (a DNS-1123 subdomain, or a
+    DNS-1035 label for Services) of at most 63 characters without "--", so existing
+    objects keep their names. Otherwise the parent's name is cleaned (dots to dashes and
+    a letter first for DNS-1035) and cut, and "--" and a hash of the original name are
+    added before the suffix: distinct parents never share a child name. A caller's
+    suffixes must not end one another (stable, canary, preview), so that the end of a
+    name tells which suffix it has.
+    """
+    wanted = f"{parent}-{suffix}" if suffix else parent
+    grammar = _DNS_1035_LABEL if dns_1035 else _DNS_1123_SUBDOMAIN
+    if len(wanted) <= _MAX_NAME and _TRANSFORMED_MARK not in wanted and grammar.match(wanted):
+        return wanted
+    cleaned = parent.lower()
+    if dns_1035:
+        cleaned = cleaned.replace(".", "-")
+        if not cleaned[:1].isalpha():
+            cleaned = f"md-{cleaned}"
+    tail = f"{_TRANSFORMED_MARK}{name_digest(parent)}" + (f"-{suffix}" if suffix else "")
+    head = cleaned[: _MAX_NAME - len(tail)].rstrip("-.")
+    return head + tail
 
 
 def label_value(value: str) -> str:
-    """A label value is at most 63 characters of [A-Za-z0-9._-], starting and ending alphanumeric."""
-    cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in value)[:63]
-    return cleaned.strip("._-")
+    """A label value: at most 63 characters of [A-Za-z0-9._-], alphanumeric at both ends.
+
+    A valid value is kept as it is (selectors of existing Deployments are immutable);
+    any other is cleaned, cut, and given "_" and a hash of the original, so two values
+    that differ never map to one label value.
+    """
+    if len(value) <= _MAX_NAME and _LABEL_VALUE.match(value):
+        return value
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-" for c in value)
+    tail = f"{_CUT_VALUE_MARK}{name_digest(value)}"
+    head = cleaned[: _MAX_NAME - len(tail)].strip("._-")
+    return f"{head or 'v'}{tail}"
 
 
 def track_deployment_name(deployment_name: str, track: str) -> str:
-    return bounded_name(deployment_name, track)
+    return child_name(deployment_name, track)
 
 
 def evaluator_account_name(deployment_name: str) -> str:
-    return bounded_name(deployment_name, "drift-evaluator")
+    return child_name(deployment_name, "drift-evaluator")
+
+
+def pdb_name(deployment_name: str) -> str:
+    return child_name(deployment_name)
+
+
+def service_name(deployment_name: str) -> str:
+    """A Service name must be a DNS-1035 label (no dots, a letter first), stricter than
+    the ModelDeployment's own name."""
+    return child_name(deployment_name, dns_1035=True)
 
 
 def verification_job_name(model_version_name: str) -> str:
-    return bounded_name(model_version_name, "verify")
+    return child_name(model_version_name, "verify")
 
 
 def standard_labels(

@@ -16,7 +16,7 @@ def render_pdb(owner: Mapping[str, Any], *, model_name: str) -> dict[str, Any]:
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": lbl.object_metadata(
-            lbl.bounded_name(deployment_name),
+            lbl.pdb_name(deployment_name),
             owner,
             lbl.standard_labels(
                 name=model_name, instance=deployment_name, component=lbl.COMPONENT_SERVER

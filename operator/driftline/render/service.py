@@ -13,12 +13,8 @@ SERVICE_PORT = 80
 
 
 def service_name(deployment_name: str) -> str:
-    """A Service name must be a DNS-1035 label (no dots, starts with a letter), stricter
-    than the ModelDeployment's own name."""
-    name = deployment_name.replace(".", "-")
-    if not name[:1].isalpha():
-        name = f"md-{name}"
-    return lbl.bounded_name(name)
+    """A DNS-1035 label, unique per ModelDeployment (see labels.child_name)."""
+    return lbl.service_name(deployment_name)
 
 
 def render_service(
