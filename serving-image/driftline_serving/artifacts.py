@@ -6,7 +6,13 @@ it depends on nothing else in the package. Sources:
 - a plain path (a mounted volume) or ``file://``: read in place, hashed while streaming;
 - ``https://`` (and ``http://``, for in-cluster mirrors): streamed to a temporary file in
   the destination directory while hashing, renamed into place only when the digest
-  matches, so a half-written or wrong file is never left where a loader could find it;
+  matches, so a half-written or wrong file is never left where a loader could find it.
+  Credentials come from the environment, where the operator puts the keys of the
+  ModelVersion's ``secretRef`` Secret: ``DRIFTLINE_ARTIFACT_TOKEN`` is sent as
+  ``Authorization: Bearer <token>``, or ``DRIFTLINE_ARTIFACT_USERNAME`` and
+  ``DRIFTLINE_ARTIFACT_PASSWORD`` as basic authentication. They are sent over https
+  only (a plain http URL with credentials set is refused), never to the target of a
+  redirect (a pre-signed object-store URL must not receive them), and never logged;
 - ``s3://bucket/key``: through obstore (optional extra ``driftline[s3]``), imported only
   when such a URI is used, and streamed. obstore (Python bindings of the Rust
   ``object_store`` crate used by Arrow, DataFusion and delta-rs) because it has no Python
@@ -19,12 +25,13 @@ it depends on nothing else in the package. Sources:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -36,6 +43,11 @@ class ArtifactError(RuntimeError):
     """The artifact cannot be used; the message names the URI and the reason."""
 
 
+class ArtifactRefused(ArtifactError):
+    """The artifact was named or delivered wrongly (an unsupported URI, a malformed
+    expected digest, a digest mismatch): fetching again as it is will not help."""
+
+
 @dataclass(frozen=True, slots=True)
 class ArtifactLocation:
     scheme: str  # "file", "https", "http" or "s3"
@@ -43,6 +55,43 @@ class ArtifactLocation:
     url: str = ""  # full URL for "http(s)"
     bucket: str = ""
     key: str = ""
+
+
+TOKEN_ENV = "DRIFTLINE_ARTIFACT_TOKEN"
+USERNAME_ENV = "DRIFTLINE_ARTIFACT_USERNAME"
+PASSWORD_ENV = "DRIFTLINE_ARTIFACT_PASSWORD"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCredentials:
+    """The Authorization header value for https downloads; kept out of every repr."""
+
+    authorization: str = field(repr=False)
+    scheme: str  # "Bearer" or "Basic", safe to name in messages
+
+
+def http_credentials(environ: Mapping[str, str]) -> HttpCredentials | None:
+    """Credentials from DRIFTLINE_ARTIFACT_* variables (the secretRef's keys), if any."""
+    token = environ.get(TOKEN_ENV, "")
+    username = environ.get(USERNAME_ENV, "")
+    password = environ.get(PASSWORD_ENV, "")
+    if token and (username or password):
+        raise ArtifactRefused(
+            f"artifact credentials are ambiguous: set either {TOKEN_ENV} or "
+            f"{USERNAME_ENV} and {PASSWORD_ENV} in the secretRef Secret, not both"
+        )
+    if token:
+        if any(c in token for c in "\r\n"):
+            raise ArtifactRefused(f"{TOKEN_ENV} must be a single line")
+        return HttpCredentials(f"Bearer {token.strip()}", "Bearer")
+    if username or password:
+        if not (username and password):
+            raise ArtifactRefused(
+                f"basic authentication needs both {USERNAME_ENV} and {PASSWORD_ENV}"
+            )
+        pair = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        return HttpCredentials(f"Basic {pair}", "Basic")
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,27 +104,27 @@ class FetchedArtifact:
 def parse_artifact_uri(uri: str) -> ArtifactLocation:
     """Classify an artifact URI; raise ArtifactError for anything unsupported."""
     if not uri or not uri.strip():
-        raise ArtifactError("artifact URI is empty")
+        raise ArtifactRefused("artifact URI is empty")
     parsed = urllib.parse.urlsplit(uri)
     scheme = parsed.scheme.lower()
     if scheme == "" or (len(scheme) == 1 and os.name == "nt"):
         return ArtifactLocation("file", path=uri)
     if scheme == "file":
         if parsed.netloc not in ("", "localhost"):
-            raise ArtifactError(
+            raise ArtifactRefused(
                 f"file URI {uri!r} names host {parsed.netloc!r}; only local files are supported"
             )
         return ArtifactLocation("file", path=urllib.parse.unquote(parsed.path))
     if scheme in ("http", "https"):
         if not parsed.netloc:
-            raise ArtifactError(f"URL {uri!r} has no host")
+            raise ArtifactRefused(f"URL {uri!r} has no host")
         return ArtifactLocation(scheme, url=uri)
     if scheme == "s3":
         key = parsed.path.lstrip("/")
         if not parsed.netloc or not key:
-            raise ArtifactError(f"S3 URI {uri!r} must look like s3://bucket/key")
+            raise ArtifactRefused(f"S3 URI {uri!r} must look like s3://bucket/key")
         return ArtifactLocation("s3", bucket=parsed.netloc, key=urllib.parse.unquote(key))
-    raise ArtifactError(
+    raise ArtifactRefused(
         f"unsupported artifact URI scheme {parsed.scheme!r} in {uri!r}; "
         "use a path, file://, https:// or s3://"
     )
@@ -86,13 +135,15 @@ def normalise_sha256(expected: str | None) -> str | None:
         return None
     digest = expected.strip().lower().removeprefix("sha256:")
     if not _SHA256.match(digest):
-        raise ArtifactError(f"expected sha256 must be 64 hexadecimal characters, got {expected!r}")
+        raise ArtifactRefused(
+            f"expected sha256 must be 64 hexadecimal characters, got {expected!r}"
+        )
     return digest
 
 
 def check_digest(uri: str, expected: str | None, actual: str) -> None:
     if expected is not None and actual != expected:
-        raise ArtifactError(
+        raise ArtifactRefused(
             f"sha256 mismatch for {uri}: expected {expected}, got {actual}; refusing to use it"
         )
 
@@ -121,15 +172,29 @@ def fetch_artifact(
     expected_sha256: str | None = None,
     *,
     timeout_s: float = 60.0,
+    environ: Mapping[str, str] | None = None,
 ) -> FetchedArtifact:
-    """Make the artifact available as a local, verified file and return where it is."""
+    """Make the artifact available as a local, verified file and return where it is.
+
+    `environ` (default: the process environment) supplies credentials: DRIFTLINE_ARTIFACT_*
+    for https, AWS_* for s3.
+    """
     expected = normalise_sha256(expected_sha256)
     location = parse_artifact_uri(uri)
     if location.scheme == "file":
         return _verify_local(uri, Path(location.path), expected)
     if location.scheme in ("http", "https"):
+        credentials = http_credentials(os.environ if environ is None else environ)
+        if credentials is not None and location.scheme != "https":
+            raise ArtifactRefused(
+                f"refusing to send {credentials.scheme} credentials over plain http to {uri}; "
+                "use an https URL"
+            )
         return _download(
-            uri, destination_dir, expected, lambda: _http_chunks(location.url, timeout_s)
+            uri,
+            destination_dir,
+            expected,
+            lambda: _http_chunks(location.url, timeout_s, credentials),
         )
     return _download(uri, destination_dir, expected, lambda: _s3_chunks(location, timeout_s))
 
@@ -178,13 +243,18 @@ def _download(
     return FetchedArtifact(final, actual, size)
 
 
-def _http_chunks(url: str, timeout_s: float) -> Iterator[bytes]:
+def _http_chunks(
+    url: str, timeout_s: float, credentials: HttpCredentials | None = None
+) -> Iterator[bytes]:
     # Imported here: urllib.request pulls in http.client, email and ssl, which cost
     # start-up time that a server loading from a mounted volume should not pay.
     import urllib.error
     import urllib.request
 
     request = urllib.request.Request(url, headers={"User-Agent": "driftline-artifacts"})
+    if credentials is not None:
+        # "Unredirected": urllib does not copy it to the request that follows a redirect.
+        request.add_unredirected_header("Authorization", credentials.authorization)
     try:
         response = urllib.request.urlopen(request, timeout=timeout_s)
     except urllib.error.HTTPError as error:

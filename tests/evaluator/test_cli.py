@@ -31,26 +31,19 @@ def test_missing_options_exit_2(capsys, monkeypatch) -> None:
     assert "--policy" in capsys.readouterr().err
 
 
-def test_profile_with_wrong_digest_is_refused(tmp_path, profile_file, capsys) -> None:
-    path, _ = profile_file
-    code = main(
-        [
-            "--policy",
-            "p",
-            "--namespace",
-            "ml",
-            "--pod",
-            "x",
-            "--profile-uri",
-            str(path),
-            "--profile-sha256",
-            "f" * 64,
-            "--kubeconfig",
-            str(tmp_path / "none"),
-        ]
-    )
-    assert code == 1
-    assert "reference profile unusable" in capsys.readouterr().err
+def test_reference_problems_are_not_start_up_errors() -> None:
+    # A missing or unusable reference profile is reported on the DriftPolicy by the
+    # running sidecar (tests/evaluator/test_not_evaluating.py); only what it needs to
+    # report at all is required to start.
+    args = build_parser({"DRIFTLINE_POLICY_NAME": "p"}).parse_args([])
+    assert args.profile_uri is None
+    assert (args.reference_retry_seconds, args.reference_retry_max_seconds) == (5.0, 300.0)
+
+
+def test_bad_retry_settings_exit_2(capsys) -> None:
+    options = ["--policy", "p", "--namespace", "ml", "--pod", "x"]
+    assert main([*options, "--reference-retry-seconds", "0"]) == 2
+    assert "--reference-retry-seconds" in capsys.readouterr().err
 
 
 def test_bad_baseline_metrics_exit_2(capsys) -> None:

@@ -239,3 +239,164 @@ def test_s3_without_obstore_says_how_to_get_it(tmp_path, monkeypatch):
         ArtifactError, match=r"S3 support needs obstore \(pip install 'driftline\[s3\]'\)"
     ):
         fetch_artifact("s3://bucket/model.onnx", tmp_path)
+
+
+# --- credentials from artifact.secretRef, over https ------------------------------------
+
+TOKEN = "s3cr3t-token-value"
+USERNAME, PASSWORD = "reader", "pa55:word"
+
+
+class AuthenticatedArtifactHandler(http.server.BaseHTTPRequestHandler):
+    """Serves the artifact only with the expected Authorization header; records what came."""
+
+    expected = ""
+    redirect_to = ""  # when set, /models/model.onnx redirects there after authenticating
+    received: list[tuple[str, str]] = []
+
+    def do_GET(self) -> None:
+        authorization = self.headers.get("Authorization", "")
+        type(self).received.append((self.path, authorization))
+        if authorization != self.expected:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", "Bearer")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.redirect_to:
+            self.send_response(302)
+            self.send_header("Location", self.redirect_to)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(PAYLOAD)))
+        self.end_headers()
+        self.wfile.write(PAYLOAD)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class RecordingHandler(ArtifactHandler):
+    """The target of a redirect: serves the artifact to anyone, records the headers."""
+
+    received: list[str] = []
+
+    def do_GET(self) -> None:
+        RecordingHandler.received.append(self.headers.get("Authorization", ""))
+        super().do_GET()
+
+
+@pytest.fixture(scope="module")
+def loopback_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made by the real openssl."""
+    import subprocess
+
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+            "-keyout", str(key), "-out", str(cert), "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def https_base(loopback_certificate, monkeypatch) -> Iterator[str]:
+    import ssl
+
+    cert, key = loopback_certificate
+    # The download trusts it the way a pod trusts a private CA: through SSL_CERT_FILE.
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    for name in (artifacts.TOKEN_ENV, artifacts.USERNAME_ENV, artifacts.PASSWORD_ENV):
+        monkeypatch.delenv(name, raising=False)
+    AuthenticatedArtifactHandler.received = []
+    AuthenticatedArtifactHandler.redirect_to = ""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AuthenticatedArtifactHandler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_bearer_token_from_the_secret_is_sent_over_https(https_base, tmp_path, monkeypatch):
+    AuthenticatedArtifactHandler.expected = f"Bearer {TOKEN}"
+    uri = f"{https_base}/models/model.onnx"
+    with pytest.raises(ArtifactError, match="HTTP 401") as refused:
+        fetch_artifact(uri, tmp_path / "cache", DIGEST)
+    assert TOKEN not in str(refused.value)
+    monkeypatch.setenv(artifacts.TOKEN_ENV, TOKEN)
+    fetched = fetch_artifact(uri, tmp_path / "cache", DIGEST)
+    assert fetched.path.read_bytes() == PAYLOAD
+    assert AuthenticatedArtifactHandler.received[-1] == ("/models/model.onnx", f"Bearer {TOKEN}")
+
+
+def test_username_and_password_are_sent_as_basic_auth(https_base, tmp_path):
+    import base64
+
+    pair = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+    AuthenticatedArtifactHandler.expected = f"Basic {pair}"
+    environ = {artifacts.USERNAME_ENV: USERNAME, artifacts.PASSWORD_ENV: PASSWORD}
+    fetched = fetch_artifact(
+        f"{https_base}/models/model.onnx", tmp_path / "cache", DIGEST, environ=environ
+    )
+    assert fetched.sha256 == DIGEST
+
+
+def test_redirect_target_receives_no_authorization(https_base, tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RecordingHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        RecordingHandler.received = []
+        AuthenticatedArtifactHandler.expected = f"Bearer {TOKEN}"
+        target = f"http://127.0.0.1:{server.server_address[1]}/models/model.onnx"
+        AuthenticatedArtifactHandler.redirect_to = target
+        fetch_artifact(
+            f"{https_base}/models/model.onnx",
+            tmp_path / "cache",
+            DIGEST,
+            environ={artifacts.TOKEN_ENV: TOKEN},
+        )
+        assert RecordingHandler.received == [""]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_credentials_are_never_sent_over_plain_http(http_base, tmp_path):
+    with pytest.raises(ArtifactError, match="refusing to send Bearer credentials over plain http"):
+        fetch_artifact(
+            f"{http_base}/models/model.onnx",
+            tmp_path / "cache",
+            DIGEST,
+            environ={artifacts.TOKEN_ENV: TOKEN},
+        )
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {artifacts.TOKEN_ENV: TOKEN, artifacts.USERNAME_ENV: USERNAME},
+            "credentials are ambiguous",
+        ),
+        ({artifacts.USERNAME_ENV: USERNAME}, "needs both"),
+        ({artifacts.TOKEN_ENV: "a\r\nX-Injected: 1"}, "must be a single line"),
+    ],
+)
+def test_malformed_credentials_are_refused_without_showing_them(environ, message):
+    with pytest.raises(ArtifactError, match=message) as refused:
+        artifacts.http_credentials(environ)
+    assert TOKEN not in str(refused.value)
+    assert TOKEN not in repr(artifacts.http_credentials({artifacts.TOKEN_ENV: TOKEN}))

@@ -192,7 +192,11 @@ class Hysteresis(ApiModel):
         3, description="A verdict must hold this many evaluations in a row before it counts.", ge=1
     )
     cooldown_seconds: int = Field(
-        3600, description="After an action, wait this long before the next one.", ge=0
+        3600,
+        description="After a pod's confirmed drift clears, its drifted windows do not count "
+        "toward consecutiveWindows for this long, so Drifted is not raised again by it before "
+        "then. 0: no cooldown.",
+        ge=0,
     )
 
 
@@ -435,10 +439,27 @@ class Evaluation(ApiModel):
 
 
 class PodReport(ApiModel):
-    """The latest evaluation of one serving pod's evaluator."""
+    """The latest evaluation of one serving pod's evaluator, or why it is not evaluating."""
 
-    evaluation: Evaluation = Field(description="Latest evaluation.")
-    consecutive_drifted: int = Field(0, description="Drifted evaluations in a row.", ge=0)
+    state: Literal["Evaluating", "NotEvaluating"] = Field(
+        "Evaluating",
+        description="Evaluating: `evaluation` is its latest. NotEvaluating: drift is not "
+        "watched on this pod (it keeps serving); `reason` says why.",
+    )
+    reason: str | None = Field(
+        None,
+        description="Why not evaluating: NoReferenceProfile, ReferenceUnavailable or "
+        "ReferenceInvalid.",
+        max_length=64,
+    )
+    message: str | None = Field(None, description="Details of `reason`.", max_length=1024)
+    evaluation: Evaluation | None = Field(None, description="Latest evaluation.")
+    consecutive_drifted: int = Field(
+        0, description="Drifted evaluations in a row that count toward confirmation.", ge=0
+    )
+    cooldown_until: datetime | None = Field(
+        None, description="Until when drifted windows do not count (hysteresis cooldown)."
+    )
     model_version: str | None = Field(None, description="ModelVersion the pod serves.")
 
 

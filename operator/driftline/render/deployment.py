@@ -79,6 +79,7 @@ def server_env(
         env.append(_env("DRIFTLINE_GPU", "true"))
     if policy is not None:
         env.append(_env("DRIFTLINE_DRIFT_SAMPLING_RATE", policy.spec.sampling.rate))
+        env.append(_env("DRIFTLINE_DRIFT_QUEUE_ROWS", policy.spec.sampling.queue_size))
         env.append(_env("DRIFTLINE_DRIFT_SAMPLE_SOCKET", SAMPLE_SOCKET))
     return env
 

@@ -3,6 +3,12 @@
 Three things run on one event loop: the sample receiver, the evaluation loop and the
 status reporter; an aiohttp server exposes /metrics, /report.json, /report and /healthz.
 The evaluation loop never waits on the API server: the reporter retries on its own.
+
+The sidecar never exits because drift cannot be evaluated (it shares the pod with the
+model server, whose readiness must not depend on it): until the reference profile is
+loaded, the evaluation loop retries the load with backoff and reports `NotEvaluating`,
+with the reason, as this pod's entry in the DriftPolicy's status; samples that arrive
+meanwhile are counted and dropped.
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -22,11 +30,22 @@ from driftline_serving.drift import Profile
 from driftline_serving.evaluator.core import Evaluator, evaluation_wire
 from driftline_serving.evaluator.metrics import EvaluatorMetrics
 from driftline_serving.evaluator.receiver import SampleReceiver
+from driftline_serving.evaluator.reference import (
+    Backoff,
+    NotEvaluatingReason,
+    ReferenceNotLoaded,
+)
 from driftline_serving.evaluator.report_page import render_report
 from driftline_serving.evaluator.reporter import ApiError, PolicyApi, StatusReporter
 from driftline_serving.sampling.codec import Feedback, Message, SampleBatch
 
 log = logging.getLogger(__name__)
+
+EVALUATING = "Evaluating"
+NOT_EVALUATING = "NotEvaluating"
+MESSAGE_LIMIT = 1024  # a status message, not a log: long fetch errors are cut
+
+ReferenceLoader = Callable[[], Profile]
 
 
 @dataclass(frozen=True)
@@ -35,22 +54,34 @@ class EvaluatorSettings:
     model_version: str
     listen: str
     http_host: str = "0.0.0.0"
-    http_port: int = 9091
+    http_port: int = 9090
     interval_override_s: float | None = None
+    reference_retry: Backoff = field(default_factory=Backoff)
 
 
 class EvaluatorService:
     def __init__(
         self,
         settings: EvaluatorSettings,
-        profile: Profile,
+        reference: Profile | ReferenceLoader,
         api: PolicyApi,
         baseline_metrics: dict[str, float] | None = None,
     ) -> None:
+        """`reference` is the loaded profile, or a loader that the evaluation loop calls
+        (in a thread, retrying with backoff) until it returns one."""
         self.settings = settings
         self.api = api
-        self.evaluator = Evaluator(profile, baseline_metrics)
+        self.baseline_metrics = dict(baseline_metrics or {})
+        self.evaluator: Evaluator | None = None
+        self.not_evaluating: ReferenceNotLoaded | None = None
+        self.spec: dict[str, Any] = {}
+        self._load_reference: ReferenceLoader | None = None
+        self._reported_cooldown_until: float | None = None
         self.metrics = EvaluatorMetrics()
+        if isinstance(reference, Profile):
+            self._begin_evaluating(reference)
+        else:
+            self._load_reference = reference
         self.reporter = StatusReporter(api, settings.pod)
         self.receiver = SampleReceiver(settings.listen, self.deliver)
         self.latest: dict[str, Any] | None = None
@@ -62,6 +93,10 @@ class EvaluatorService:
     # --- samples in ------------------------------------------------------------------
 
     def deliver(self, message: Message) -> None:
+        if self.evaluator is None:
+            if isinstance(message, SampleBatch):  # nothing to compare with: dropped
+                self.metrics.samples_seen.inc(message.rows)
+            return
         if isinstance(message, SampleBatch):
             before = self.evaluator.counters.rows_invalid
             self.evaluator.add(message, time.time())
@@ -82,36 +117,116 @@ class EvaluatorService:
         except ApiError as error:
             log.warning("could not read the DriftPolicy (%s); keeping the last settings", error)
             return
+        self.spec = dict(policy.get("spec") or {})
+        own = ((policy.get("status") or {}).get("pods") or {}).get(self.settings.pod) or {}
+        self._reported_cooldown_until = _epoch(own.get("cooldownUntil"))
+        self._configure()
+
+    def _configure(self) -> None:
+        if self.evaluator is None:
+            return
         try:
-            self.evaluator.configure(policy.get("spec", {}))
+            self.evaluator.configure(self.spec)
         except ValueError as error:
             log.error("DriftPolicy settings cannot be evaluated: %s", error)
+        if self._reported_cooldown_until is not None:
+            # A cooldown in the status that this evaluator does not know of was started
+            # by its previous run (a restarted container keeps its pod name).
+            self.evaluator.resume_cooldown(self._reported_cooldown_until, time.time())
 
     def interval_s(self) -> float:
         if self.settings.interval_override_s is not None:
             return self.settings.interval_override_s
-        return float((self.evaluator.spec.get("window") or {}).get("intervalSeconds", 60))
+        return float((self.spec.get("window") or {}).get("intervalSeconds", 60))
 
     def evaluate_once(self) -> dict[str, Any]:
+        if self.evaluator is None:
+            raise RuntimeError("no reference profile is loaded; nothing to evaluate")
+        now = time.time()
         started = time.perf_counter()
-        report = self.evaluator.evaluate(time.time())
+        report = self.evaluator.evaluate(now)
         self.metrics.evaluation_seconds.observe(time.perf_counter() - started)
         self.metrics.record(report, self.evaluator.consecutive_drifted)
         received = self.receiver.stats.bad_frames
         self.metrics.bad_frames.inc(received - self._bad_frames_seen)
         self._bad_frames_seen = received
         evaluation = evaluation_wire(report, now_rfc3339())
-        pod_report = {
+        pod_report: dict[str, Any] = {
+            "state": EVALUATING,
             "evaluation": evaluation,
             "consecutiveDrifted": self.evaluator.consecutive_drifted,
             "modelVersion": self.settings.model_version,
         }
+        hysteresis = self.evaluator.hysteresis
+        if hysteresis.cooldown_until is not None and hysteresis.cooling_down(now):
+            pod_report["cooldownUntil"] = _rfc3339(hysteresis.cooldown_until)
         self.latest = evaluation
         self.latest_report_dict = report.to_dict()
         self.reporter.submit(pod_report)
         return pod_report
 
+    def _begin_evaluating(self, profile: Profile) -> None:
+        self.evaluator = Evaluator(profile, self.baseline_metrics)
+        self._configure()
+        self.not_evaluating = None
+        self.metrics.set_not_evaluating(None)
+
+    def _report_not_evaluating(self, problem: ReferenceNotLoaded) -> None:
+        previous = self.not_evaluating
+        self.not_evaluating = problem
+        self.metrics.set_not_evaluating(problem.reason.value)
+        if previous is not None and (previous.reason, previous.message) == (
+            problem.reason,
+            problem.message,
+        ):
+            return  # already reported: a retry that fails the same way writes nothing
+        self.reporter.submit(
+            {
+                "state": NOT_EVALUATING,
+                "reason": problem.reason.value,
+                "message": problem.message[:MESSAGE_LIMIT],
+                "modelVersion": self.settings.model_version,
+            }
+        )
+
+    async def _try_loading_reference(self, load: ReferenceLoader) -> ReferenceNotLoaded | None:
+        """One attempt: None once evaluating, else the problem (already reported)."""
+        try:
+            profile = await asyncio.to_thread(load)
+        except ReferenceNotLoaded as problem:
+            self._report_not_evaluating(problem)
+            return problem
+        self._begin_evaluating(profile)
+        log.info("reference profile loaded; evaluating drift")
+        return None
+
+    async def _retry_loading_reference(
+        self, load: ReferenceLoader, problem: ReferenceNotLoaded
+    ) -> bool:
+        """After a failed first attempt, until the profile loads: True once it has, False
+        when retrying cannot help."""
+        attempt = 1
+        while problem.retryable:
+            delay = self.settings.reference_retry.delay(attempt)
+            log.warning(
+                "not evaluating drift (%s): %s; retrying in %.1fs", problem.reason, problem, delay
+            )
+            await asyncio.sleep(delay)
+            attempt += 1
+            next_problem = await self._try_loading_reference(load)
+            if next_problem is None:
+                return True
+            problem = next_problem
+        log.warning("not evaluating drift (%s): %s", problem.reason, problem)
+        return False
+
     async def _evaluation_loop(self) -> None:
+        if self.evaluator is None and self._load_reference is not None:
+            problem = self.not_evaluating or ReferenceNotLoaded(
+                NotEvaluatingReason.REFERENCE_UNAVAILABLE, "not loaded yet"
+            )
+            if not await self._retry_loading_reference(self._load_reference, problem):
+                return  # the sidecar keeps serving its endpoints, reporting why
         while True:
             await self.refresh_policy()
             try:
@@ -130,8 +245,21 @@ class EvaluatorService:
         app.router.add_get("/report", self._report_html)
         return app
 
+    def _state(self) -> dict[str, Any]:
+        if self.evaluator is not None:
+            return {"state": EVALUATING}
+        if self.not_evaluating is None:
+            return {"state": NOT_EVALUATING, "reason": "Starting"}
+        return {
+            "state": NOT_EVALUATING,
+            "reason": self.not_evaluating.reason.value,
+            "message": self.not_evaluating.message,
+        }
+
     async def _healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        # Healthy while it runs, evaluating or not: the pod's readiness must never hang
+        # on drift watching (the rendered sidecar has no readiness probe either).
+        return web.json_response({"status": "ok", **self._state()})
 
     async def _metrics(self, request: web.Request) -> web.Response:
         stats = self.reporter.stats
@@ -145,28 +273,37 @@ class EvaluatorService:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _report_json(self, request: web.Request) -> web.Response:
+        evaluator = self.evaluator
         return web.json_response(
             {
                 "pod": self.settings.pod,
                 "modelVersion": self.settings.model_version,
-                "consecutiveDrifted": self.evaluator.consecutive_drifted,
-                "counters": vars(self.evaluator.counters),
+                **self._state(),
+                "consecutiveDrifted": evaluator.consecutive_drifted if evaluator else 0,
+                "counters": vars(evaluator.counters) if evaluator else None,
                 "report": self.latest_report_dict,
             }
         )
 
     async def _report_html(self, request: web.Request) -> web.Response:
-        page = render_report(
-            self.latest,
-            self.evaluator.drifted_histograms(time.time()),
-            f"Drift report: {self.settings.pod}",
-        )
+        title = f"Drift report: {self.settings.pod}"
+        if self.evaluator is None:
+            state = self._state()
+            notice = f"Not evaluating ({state['reason']}): {state.get('message', '')}"
+            return web.Response(
+                text=render_report(None, [], title, notice), content_type="text/html"
+            )
+        page = render_report(self.latest, self.evaluator.drifted_histograms(time.time()), title)
         return web.Response(text=page, content_type="text/html")
 
     # --- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.refresh_policy()
+        if self.evaluator is None and self._load_reference is not None:
+            # The first attempt before samples are taken, so none is dropped when the
+            # profile is there; later attempts run in the evaluation loop.
+            await self._try_loading_reference(self._load_reference)
         await self.receiver.start()
         self._runner = web.AppRunner(self.http_app(), access_log=None)
         await self._runner.setup()
@@ -185,3 +322,16 @@ class EvaluatorService:
         await self.receiver.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+def _rfc3339(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _epoch(rfc3339: object) -> float | None:
+    if not isinstance(rfc3339, str):
+        return None
+    try:
+        return datetime.fromisoformat(rfc3339).timestamp()
+    except ValueError:
+        return None

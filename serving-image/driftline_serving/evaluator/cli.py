@@ -2,12 +2,17 @@
 
 Every option can also come from the environment: the operator renders the sidecar with
 DRIFTLINE_* variables (the pod's name and namespace from the downward API).
+
+A reference profile that is missing or cannot be loaded does not stop it: it keeps
+running, reports `NotEvaluating` with the reason in the DriftPolicy's status and retries
+the load with backoff, so drift watching never takes the serving pod down.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -17,10 +22,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from driftline_serving.artifacts import ArtifactError, fetch_artifact
-from driftline_serving.drift import ProfileError, load_profile
 from driftline_serving.evaluator.app import EvaluatorService, EvaluatorSettings
 from driftline_serving.evaluator.kube import KubernetesPolicyApi, api_client
+from driftline_serving.evaluator.reference import Backoff, load_reference
 
 log = logging.getLogger("driftline.evaluator")
 
@@ -56,7 +60,7 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     parser.add_argument(
         "--port",
         type=int,
-        default=int(env("DRIFTLINE_LISTEN_PORT", "9091") or 9091),
+        default=int(env("DRIFTLINE_LISTEN_PORT", "9090") or 9090),
         help="HTTP port for /metrics, /report and /report.json.",
     )
     parser.add_argument("--host", default=env("DRIFTLINE_EVALUATOR_HOST", "0.0.0.0"))
@@ -75,6 +79,19 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         help="Override the policy's evaluation interval in seconds (tests, demos).",
     )
     parser.add_argument("--cache-dir", default=env("DRIFTLINE_ARTIFACT_DIR", tempfile.gettempdir()))
+    parser.add_argument(
+        "--reference-retry-seconds",
+        type=float,
+        default=float(env("DRIFTLINE_REFERENCE_RETRY_SECONDS", "5") or 5),
+        help="First wait before loading the reference profile again after a failure; "
+        "it doubles on each failure.",
+    )
+    parser.add_argument(
+        "--reference-retry-max-seconds",
+        type=float,
+        default=float(env("DRIFTLINE_REFERENCE_RETRY_MAX_SECONDS", "300") or 300),
+        help="Longest wait between attempts to load the reference profile.",
+    )
     return parser
 
 
@@ -83,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     args = build_parser(dict(os.environ)).parse_args(argv)
-    missing = [n for n in ("policy", "namespace", "pod", "profile_uri") if not getattr(args, n)]
+    # Without these it cannot report anywhere. A missing reference profile is reported.
+    missing = [n for n in ("policy", "namespace", "pod") if not getattr(args, n)]
     if missing:
         print(
             f"driftline-evaluator: missing {', '.join('--' + m.replace('_', '-') for m in missing)}",
@@ -98,12 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        fetched = fetch_artifact(args.profile_uri, Path(args.cache_dir), args.profile_sha256)
-        profile = load_profile(fetched.path)
-    except (ArtifactError, ProfileError) as error:
-        print(f"driftline-evaluator: reference profile unusable: {error}", file=sys.stderr)
-        return 1
+    if not 0 < args.reference_retry_seconds <= args.reference_retry_max_seconds:
+        print(
+            "driftline-evaluator: --reference-retry-seconds must be positive and at most "
+            "--reference-retry-max-seconds",
+            file=sys.stderr,
+        )
+        return 2
     api = KubernetesPolicyApi(api_client(args.kubeconfig), args.namespace, args.policy)
     settings = EvaluatorSettings(
         pod=args.pod,
@@ -112,8 +131,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         http_host=args.host,
         http_port=args.port,
         interval_override_s=args.interval,
+        reference_retry=Backoff(args.reference_retry_seconds, args.reference_retry_max_seconds),
     )
-    service = EvaluatorService(settings, profile, api, baseline)
+    load = functools.partial(
+        load_reference, args.profile_uri, args.profile_sha256, Path(args.cache_dir)
+    )
+    service = EvaluatorService(settings, load, api, baseline)
     asyncio.run(_serve(service))
     return 0
 

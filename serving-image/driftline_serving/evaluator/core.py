@@ -50,6 +50,53 @@ class WindowSettings:
         )
 
 
+@dataclass(frozen=True)
+class HysteresisSettings:
+    consecutive_windows: int = 3
+    cooldown_seconds: float = 3600.0
+
+    @classmethod
+    def from_policy(cls, spec: Mapping[str, Any]) -> HysteresisSettings:
+        hysteresis = spec.get("hysteresis") or {}
+        return cls(
+            consecutive_windows=int(hysteresis.get("consecutiveWindows", 3)),
+            cooldown_seconds=float(hysteresis.get("cooldownSeconds", 3600)),
+        )
+
+
+@dataclass(frozen=True)
+class HysteresisState:
+    """One evaluator's drift verdict over time.
+
+    `consecutive_drifted` counts the drifted windows in a row that count toward
+    confirmation; drift is confirmed once it reaches `consecutiveWindows` (the same rule
+    the DriftPolicy's Drifted condition applies to each pod's report). When confirmed
+    drift clears, a cooldown of `cooldownSeconds` starts: drifted windows evaluated
+    before it ends do not count, so this evaluator cannot confirm drift again until the
+    cooldown has passed and then `consecutiveWindows` drifted windows in a row are seen.
+    """
+
+    consecutive_drifted: int = 0
+    confirmed: bool = False
+    cooldown_until: float | None = None
+
+    def cooling_down(self, now: float) -> bool:
+        return self.cooldown_until is not None and now < self.cooldown_until
+
+
+def next_hysteresis(
+    state: HysteresisState, drifted: bool, now: float, settings: HysteresisSettings
+) -> HysteresisState:
+    """The state after one evaluation whose window did (or did not) drift at `now`."""
+    cooling = state.cooling_down(now)
+    consecutive = state.consecutive_drifted + 1 if drifted and not cooling else 0
+    confirmed = consecutive >= settings.consecutive_windows
+    cooldown_until = state.cooldown_until if cooling else None
+    if state.confirmed and not confirmed and settings.cooldown_seconds > 0:
+        cooldown_until = now + settings.cooldown_seconds
+    return HysteresisState(consecutive, confirmed, cooldown_until)
+
+
 def feature_matrix(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
     """The model's inputs side by side, one row per request row, in input order."""
     parts = [np.asarray(a).reshape(a.shape[0], -1) for a in inputs.values()]
@@ -92,9 +139,10 @@ class Evaluator:
         self.profile = profile
         self.baseline_metrics = dict(baseline_metrics or {})
         self.counters = EvaluatorCounters()
-        self.consecutive_drifted = 0
+        self.hysteresis = HysteresisState()
         self.spec: dict[str, Any] = {}
         self.config = DriftConfig()
+        self._hysteresis_settings = HysteresisSettings()
         self._settings = WindowSettings()
         self._inputs = SampleWindow(profile.schema, self._settings.size, self._settings.min_samples)
         self._outputs = SampleWindow(OUTPUT_SCHEMA, self._settings.size, self._settings.min_samples)
@@ -106,6 +154,7 @@ class Evaluator:
         """Apply a DriftPolicy spec; the windows are rebuilt only when their shape changes."""
         self.spec = dict(spec)
         self.config = DriftConfig.from_policy(spec)
+        self._hysteresis_settings = HysteresisSettings.from_policy(spec)
         settings = WindowSettings.from_policy(spec)
         if settings != self._settings:
             self._settings = settings
@@ -167,7 +216,7 @@ class Evaluator:
         )
 
     def evaluate(self, now: float) -> DriftReport:
-        """Evaluate the current window; updates the consecutive-drift count."""
+        """Evaluate the current window; updates the hysteresis state (see HysteresisState)."""
         window = self._inputs.snapshot(now)
         outputs = self._outputs.snapshot(now)
         report = evaluate(
@@ -185,9 +234,18 @@ class Evaluator:
             or report.drifted_features > 0
             or bool(report.performance and report.performance.dropped)
         )
-        self.consecutive_drifted = self.consecutive_drifted + 1 if drifted else 0
+        self.hysteresis = next_hysteresis(self.hysteresis, drifted, now, self._hysteresis_settings)
         self.last_report = report
         return report
+
+    @property
+    def consecutive_drifted(self) -> int:
+        return self.hysteresis.consecutive_drifted
+
+    def resume_cooldown(self, until: float, now: float) -> None:
+        """Carry over a cooldown this pod reported before its evaluator restarted."""
+        if until > now and not self.hysteresis.cooling_down(now):
+            self.hysteresis = HysteresisState(cooldown_until=until)
 
     def drifted_histograms(self, now: float) -> list[Histogram]:
         """Reference versus current distribution of each feature that drifted last time."""

@@ -79,6 +79,22 @@ class EvaluatorMetrics:
             registry=r,
         )
 
+        self.not_evaluating = Gauge(
+            "driftline_drift_not_evaluating",
+            "1 while drift is not evaluated, labelled with the reason (see docs/evaluator.md).",
+            ["reason"],
+            registry=r,
+        )
+        self._not_evaluating_reason: str | None = None
+
+    def set_not_evaluating(self, reason: str | None) -> None:
+        """Mark the current reason (None once evaluating); earlier reasons drop to 0."""
+        if self._not_evaluating_reason is not None:
+            self.not_evaluating.labels(self._not_evaluating_reason).set(0)
+        if reason is not None:
+            self.not_evaluating.labels(reason).set(1)
+        self._not_evaluating_reason = reason
+
     def record(self, report: DriftReport, consecutive: int) -> None:
         for feature in (
             *report.features,

@@ -54,7 +54,10 @@ def _cell(value: Any) -> str:
 
 
 def render_report(
-    report: dict[str, Any] | None, histograms: Sequence[Histogram], title: str
+    report: dict[str, Any] | None,
+    histograms: Sequence[Histogram],
+    title: str,
+    notice: str | None = None,
 ) -> str:
     """The page for the latest evaluation (`report` is the Evaluation in wire form)."""
     head = (
@@ -66,6 +69,8 @@ def render_report(
         "</style></head><body>"
         f"<h1>{html.escape(title)}</h1>"
     )
+    if notice is not None:
+        return head + f"<p>{html.escape(notice)}</p></body></html>"
     if report is None:
         return head + "<p>No evaluation yet: the window is still filling.</p></body></html>"
     verdict = "drift" if report.get("drifted") else "no drift"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from driftline.conditions import now_rfc3339
-from driftline.driftstatus import merge_pod_report
+from driftline.driftstatus import combined_status, merge_pod_report
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +107,33 @@ class StatusReporter:
         policy = self.api.get_policy()
         spec = policy.get("spec", {})
         consecutive = int(spec.get("hysteresis", {}).get("consecutiveWindows", 3))
-        status = merge_pod_report(
-            policy.get("status"),
-            self.pod,
-            report,
-            consecutive_windows=consecutive,
-            generation=policy.get("metadata", {}).get("generation"),
-            now=now_rfc3339(),
-        )
+        current = policy.get("status")
+        generation = policy.get("metadata", {}).get("generation")
+        if "evaluation" in report:
+            status = merge_pod_report(
+                current,
+                self.pod,
+                report,
+                consecutive_windows=consecutive,
+                generation=generation,
+                now=now_rfc3339(),
+            )
+        else:  # NotEvaluating: no evaluation to make the latest
+            pods = {**((current or {}).get("pods") or {}), self.pod: report}
+            status = combined_status(
+                current,
+                pods,
+                consecutive_windows=consecutive,
+                generation=generation,
+                now=now_rfc3339(),
+            )
+        # A merge patch keeps keys it does not mention: the previous report's keys that
+        # this one lacks (an old evaluation, reason or cooldown) are deleted with null.
+        previous = ((current or {}).get("pods") or {}).get(self.pod) or {}
+        status["pods"] = {
+            **status["pods"],
+            self.pod: {**{key: None for key in previous if key not in report}, **report},
+        }
         body = {
             "metadata": {"resourceVersion": policy["metadata"]["resourceVersion"]},
             "status": status,
