@@ -284,3 +284,16 @@ def test_the_severity_order_is_defined_once():
     from driftline_vocabulary.drift import Severity
 
     assert [s.value for s in sorted(Severity, key=lambda s: s.rank)] == order
+
+
+def test_no_test_only_module_in_the_data_plane():
+    # example models are named as examples, and the product itself never needs them
+    assert [m for m in MODULES if m.rpartition(".")[2].startswith("testing")] == [
+        m for m in MODULES if m.startswith("driftline.apiserver.testing")
+    ]
+    product = ("driftline_serving.server", "driftline_serving.evaluator", "driftline_serving.drift")
+    for module in [m for start in product for m in modules_under(start)]:
+        reached = reachable(module)
+        assert not any(is_within(n, "driftline_serving.examples") for n in reached), module
+        assert not any(is_within(n, "pytest") for n in reached), module
+    assert "driftline_serving.examples.models" in MODULES
