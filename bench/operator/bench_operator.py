@@ -38,7 +38,7 @@ import psutil
 
 from driftline.apiserver.server import ApiHandler, LocalApiServer
 from driftline.apiserver.testing import load_crds, write_kubeconfig
-from driftline_serving import testing_models
+from driftline_serving.examples import models as example_models
 from driftline_serving.verify import main as verify_main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -160,7 +160,7 @@ def run(count: int, idle_seconds: float, deadline_s: float) -> dict[str, Any]:
     # A real ONNX model, verified by the real driftline-verify; its report is what the
     # verification Job's pod says.
     model = work / "model.onnx"
-    sha256 = testing_models.save(testing_models.classifier_mlp(), model)
+    sha256 = example_models.save(example_models.classifier_mlp(), model)
     log = work / "termination-log"
     verify_main(
         [

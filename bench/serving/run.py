@@ -45,7 +45,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from venvs import REPO_ROOT, ensure_venv, installed_version, venv_python
 
-from driftline_serving.testing_models import classifier_mlp, save
+from driftline_serving.examples.models import classifier_mlp, save
 
 HERE = Path(__file__).resolve().parent
 MODEL_NAME = "mlp"

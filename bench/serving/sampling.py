@@ -58,7 +58,7 @@ from run import (  # the serving benchmark's harness: wrk driver, server process
 from venvs import REPO_ROOT
 
 from driftline_serving.drift import Schema, build_profile, save_profile
-from driftline_serving.testing_models import MLP_INPUTS, classifier_mlp, save
+from driftline_serving.examples.models import MLP_INPUTS, classifier_mlp, save
 
 SETTINGS = {"off": None, "0%": 0.0, "10%": 0.1, "100%": 1.0}
 CONCURRENCIES = (64, 8)  # batch 1: where per-request overhead shows most

@@ -47,7 +47,7 @@ from run import (  # the serving benchmark's harness
 )
 from venvs import REPO_ROOT
 
-from driftline_serving.testing_models import classifier_mlp, save
+from driftline_serving.examples.models import classifier_mlp, save
 
 SETTINGS = {"off": None, "0%": 0.0, "10%": 0.1, "100%": 1.0}
 BIN = REPO_ROOT / ".venv" / "bin"

@@ -1,52 +1,20 @@
-"""The drift vocabulary shared by the DriftPolicy resource and the drift engine.
+"""The drift vocabulary: defined in `driftline_vocabulary.drift`, which the drift engine
+shares; re-exported here so that the resource models' imports read `driftline.vocabulary`."""
 
-The resource passes these strings through unchanged, so they are defined once, here,
-in a module light enough for both the operator and the sidecar to import.
-"""
-
-from __future__ import annotations
-
-from enum import StrEnum
-
-
-class FeatureType(StrEnum):
-    NUMERIC = "numeric"
-    CATEGORICAL = "categorical"
-
-
-class TestName(StrEnum):
-    KOLMOGOROV_SMIRNOV = "KolmogorovSmirnov"
-    CHI_SQUARE = "ChiSquare"
-    PSI = "PSI"
-    JENSEN_SHANNON = "JensenShannon"
-    WASSERSTEIN = "Wasserstein"
-
-
-class Correction(StrEnum):
-    BONFERRONI = "Bonferroni"
-    BENJAMINI_HOCHBERG = "BenjaminiHochberg"
-    NONE = "None"
-
-
-class Severity(StrEnum):
-    NONE = "None"
-    LOW = "Low"
-    MEDIUM = "Medium"
-    HIGH = "High"
-
-    @property
-    def rank(self) -> int:
-        return list(Severity).index(self)
-
-
-NUMERIC_TESTS: tuple[TestName, ...] = (
-    TestName.KOLMOGOROV_SMIRNOV,
-    TestName.PSI,
-    TestName.JENSEN_SHANNON,
-    TestName.WASSERSTEIN,
+from driftline_vocabulary.drift import (
+    CATEGORICAL_TESTS,
+    NUMERIC_TESTS,
+    Correction,
+    FeatureType,
+    Severity,
+    TestName,
 )
-CATEGORICAL_TESTS: tuple[TestName, ...] = (
-    TestName.CHI_SQUARE,
-    TestName.PSI,
-    TestName.JENSEN_SHANNON,
-)
+
+__all__ = [
+    "CATEGORICAL_TESTS",
+    "NUMERIC_TESTS",
+    "Correction",
+    "FeatureType",
+    "Severity",
+    "TestName",
+]

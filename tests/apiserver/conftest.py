@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -15,6 +14,7 @@ import kubernetes
 import pytest
 
 from driftline.apiserver.testing import RunningApiServer, apiserver, running_apiserver
+from tests.support import wait_until
 
 __all__ = ["apiserver"]  # the project's fixture, re-exported for these tests
 
@@ -156,15 +156,8 @@ def widget(name: str, **spec: Any) -> dict[str, Any]:
 def wait_for(
     condition: Callable[[], Any], timeout: float = 10.0, message: str = "condition"
 ) -> Any:
-    """Poll a condition until it holds, failing after a deadline (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
-        time.sleep(0.02)
+    """`tests.support.wait_until` with this folder's keywords."""
+    return wait_until(condition, timeout, what=message, interval_s=0.02)
 
 
 def http(

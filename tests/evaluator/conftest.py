@@ -3,9 +3,7 @@ a reference profile built from seeded data, and a DriftPolicy to report into."""
 
 from __future__ import annotations
 
-import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +17,6 @@ REPO = Path(__file__).resolve().parents[2]
 FEATURES = [f"f{i}" for i in range(8)]
 NAMESPACE = "default"
 POLICY = "churn-drift"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(
-    predicate: Callable[[], Any], timeout_s: float = 30.0, interval_s: float = 0.05
-) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached before the deadline")
-        time.sleep(interval_s)
 
 
 def reference_rows(rows: int, seed: int = 1) -> np.ndarray:

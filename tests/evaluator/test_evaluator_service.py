@@ -4,6 +4,7 @@ DriftPolicy in the local Kubernetes API over HTTP, with replicas and API faults.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import urllib.request
 from pathlib import Path
@@ -18,13 +19,13 @@ from driftline_serving.evaluator.app import EvaluatorService, EvaluatorSettings
 from driftline_serving.evaluator.kube import KubernetesPolicyApi
 from driftline_serving.sampling.sampler import Sampler
 from driftline_serving.server.observers import InferenceRecord
+from tests.support import free_port, wait_until_async
 
 from .conftest import (
     FEATURES,
     NAMESPACE,
     POLICY,
     drifted_condition,
-    free_port,
     read_policy,
     reference_rows,
     scores_for,
@@ -56,18 +57,8 @@ def send(sampler: Sampler, matrix: np.ndarray, prefix: str) -> None:
         )
 
 
-async def poll(predicate, timeout_s: float = 30.0):
-    """Wait for predicate; the test's own reads may hit injected faults too, so those are retried."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            value = await asyncio.to_thread(predicate)
-        except ApiException:
-            value = None
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not reached before the deadline"
-        await asyncio.sleep(0.1)
+# the test's own reads may hit injected faults too, so those are retried
+poll = functools.partial(wait_until_async, interval_s=0.1, ignore=(ApiException,), in_thread=True)
 
 
 def make_service(api, profile_file, tmp_path: Path, pod: str) -> EvaluatorService:

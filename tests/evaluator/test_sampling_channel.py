@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from driftline_serving.sampling.codec import Feedback, Message, SampleBatch
 from driftline_serving.sampling.sampler import AnsweredBatch, Sampler, batch_from_answered
 from driftline_serving.server.batching import PendingRequest
 from driftline_serving.server.observers import InferenceRecord
+from tests.support import wait_until_async
 
 
 def record(i: int, rows: int = 1, named: bool = True) -> InferenceRecord:
@@ -31,11 +33,7 @@ def record(i: int, rows: int = 1, named: bool = True) -> InferenceRecord:
     )
 
 
-async def wait_for(predicate, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
+wait_for = functools.partial(wait_until_async, timeout_s=10.0, interval_s=0.01)
 
 
 @contextlib.asynccontextmanager

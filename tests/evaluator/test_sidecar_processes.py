@@ -5,10 +5,10 @@ reporting at once, and with the API failing requests for a while."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,9 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from driftline_serving.drift import Schema, build_profile, save_profile
-from driftline_serving.testing_models import MLP_INPUT_NAME, MLP_INPUTS, classifier_mlp, save
-from tests.serving.conftest import ServerProcess, free_port
+from driftline_serving.examples.models import MLP_INPUT_NAME, MLP_INPUTS, classifier_mlp, save
+from tests.serving.conftest import ServerProcess
+from tests.support import free_port, wait_until
 
 from .conftest import NAMESPACE, POLICY, drifted_condition, read_policy
 
@@ -195,17 +196,8 @@ def traffic(pod: Pod, count: int, *, drift: bool, seed: int) -> None:
         pod.infer(rows, f"{pod.name}-{seed}-{i}")
 
 
-def eventually(predicate: Callable[[], Any], timeout_s: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            value = predicate()
-        except ApiException:  # the test's own reads may hit injected faults
-            value = None
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not reached before the deadline"
-        time.sleep(0.1)
+# the test's own reads may hit injected faults
+eventually = functools.partial(wait_until, timeout_s=60.0, interval_s=0.1, ignore=(ApiException,))
 
 
 def condition_is(api, status: str, reason: str | None = None) -> Callable[[], Any]:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -16,34 +14,20 @@ from typing import Any
 import kubernetes
 
 from driftline.apiserver.testing import RunningApiServer
-from driftline_serving import testing_models
+from driftline_serving.examples import models as example_models
 from driftline_serving.verify import main as verify_main
+from tests.support import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "ml"
 GROUP, VERSION = "driftline.io", "v1alpha1"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_for(check: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll `check` until it returns something truthy; fail with the last value at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except kubernetes.client.ApiException as error:
-            last = error
-        else:
-            if last:
-                return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+    """`tests.support.wait_until` with this folder's keywords; API errors count as not yet."""
+    return wait_until(
+        check, timeout, what=what, interval_s=0.1, ignore=(kubernetes.client.ApiException,)
+    )
 
 
 class OperatorProcess:
@@ -190,7 +174,7 @@ class ModelFile:
 
     def __init__(self, directory: Path, seed: int = 7):
         self.path = directory / f"mlp-{seed}.onnx"
-        self.sha256 = testing_models.save(testing_models.classifier_mlp(seed), self.path)
+        self.sha256 = example_models.save(example_models.classifier_mlp(seed), self.path)
 
     def verification_message(self, tmp_dir: Path, sha256: str | None = None) -> tuple[bool, str]:
         """Run the real driftline-verify; its termination message is what the Job reports."""

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from driftline_serving import testing_models
+from driftline_serving.examples import models as example_models
 from driftline_serving.verify import (
     TERMINATION_MESSAGE_LIMIT,
     compact_result,
@@ -27,7 +27,7 @@ MLP_SIGNATURE = {
 @pytest.fixture(scope="module")
 def mlp(tmp_path_factory):
     path = tmp_path_factory.mktemp("models") / "mlp.onnx"
-    digest = testing_models.save(testing_models.classifier_mlp(), path)
+    digest = example_models.save(example_models.classifier_mlp(), path)
     return path, digest
 
 

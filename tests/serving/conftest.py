@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from driftline_serving.testing_models import classifier_mlp, save, two_input_model
+from driftline_serving.examples.models import classifier_mlp, save, two_input_model
+from tests.support import free_port
 
 STARTUP_DEADLINE_S = 30.0
 
@@ -100,12 +100,6 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

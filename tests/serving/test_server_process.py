@@ -14,7 +14,7 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from driftline_serving.testing_models import classifier_mlp, numpy_mlp
+from driftline_serving.examples.models import classifier_mlp, numpy_mlp
 
 INFER = "/v2/models/mlp/infer"
 

@@ -9,13 +9,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
-from driftline_serving.drift import profile as profiles
-from driftline_serving.drift import readers, report
-from driftline_serving.drift.config import ConfigError, DriftConfig
-from driftline_serving.drift.engine import evaluate as evaluate_window
-from driftline_serving.drift.schema import Correction, SchemaError, load_schema
+# The drift engine is the data plane's (numpy, scipy, pyarrow): installed by the
+# `serving` extra, not by a plain `pip install driftline`. `driftline.cli` imports this
+# module only when `driftline profile` or `driftline drift` runs, so the other commands
+# work without the extra and these two say what is missing.
+try:
+    from tqdm import tqdm
+
+    from driftline_serving.drift import profile as profiles
+    from driftline_serving.drift import readers, report
+    from driftline_serving.drift.config import ConfigError, DriftConfig
+    from driftline_serving.drift.engine import evaluate as evaluate_window
+    from driftline_serving.drift.schema import Correction, SchemaError, load_schema
+except ModuleNotFoundError as missing:
+    raise click.ClickException(
+        f"`driftline profile` and `driftline drift` need the drift engine, which needs "
+        f"{missing.name}: install the serving extra, pip install 'driftline[serving]'"
+    ) from missing
 
 
 @click.command()

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from driftline_serving.drift import multivariate as mv
-from driftline_serving.drift import tests as st
+from driftline_serving.drift import statistical_tests as st
 from driftline_serving.drift.config import DriftConfig
 from driftline_serving.drift.decisions import (
     SeverityInputs,

@@ -31,7 +31,7 @@ from scipy import special
 from driftline_serving.drift import multivariate
 from driftline_serving.drift.schema import FeatureType, Schema, SchemaError
 from driftline_serving.drift.sketches import QuantileSummary, WeightedSample
-from driftline_serving.drift.tests import quantile_grid
+from driftline_serving.drift.statistical_tests import quantile_grid
 from driftline_serving.drift.values import as_float, categorical_column, numeric_column
 
 FloatArray = NDArray[np.float64]

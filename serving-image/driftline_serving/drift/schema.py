@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from driftline.vocabulary import (
+from driftline_vocabulary.drift import (
     CATEGORICAL_TESTS,
     NUMERIC_TESTS,
     Correction,

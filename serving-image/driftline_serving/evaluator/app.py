@@ -25,7 +25,6 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from driftline.conditions import now_rfc3339
 from driftline_serving.drift import Profile
 from driftline_serving.evaluator.core import Evaluator, evaluation_wire
 from driftline_serving.evaluator.metrics import EvaluatorMetrics
@@ -38,6 +37,7 @@ from driftline_serving.evaluator.reference import (
 from driftline_serving.evaluator.report_page import render_report
 from driftline_serving.evaluator.reporter import ApiError, PolicyApi, StatusReporter
 from driftline_serving.sampling.codec import Feedback, Message, SampleBatch
+from driftline_vocabulary.conditions import now_rfc3339
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import random
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from driftline.conditions import now_rfc3339
-from driftline.driftstatus import combined_status, merge_pod_report
+from driftline_vocabulary.conditions import now_rfc3339
+from driftline_vocabulary.driftstatus import combined_status, merge_pod_report
 
 log = logging.getLogger(__name__)
 

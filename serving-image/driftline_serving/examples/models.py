@@ -1,4 +1,5 @@
-"""Small, real ONNX models built with ``onnx.helper`` for tests and benchmarks.
+"""Small, real ONNX example models built with ``onnx.helper``: the sandbox's examples,
+and the models the tests and benchmarks serve.
 
 - ``classifier_mlp``: 32 float features -> 256 -> 256 (ReLU) -> 3 classes (softmax),
   with seeded random weights, open batch dimension. The benchmark model too.
