@@ -125,3 +125,18 @@ def test_prune_gone_pods_is_none_when_every_pod_lives() -> None:
     )
     assert prune_gone_pods(status, {"a", "b"}, consecutive_windows=2, generation=1, now=NOW) is None
     assert prune_gone_pods(None, set(), consecutive_windows=2, generation=1, now=NOW) is None
+
+
+def test_pods_that_cannot_evaluate_make_drift_unknown_not_insufficient_samples():
+    from driftline.driftstatus import combined_status
+
+    status = combined_status(
+        {},
+        {"p1": {"state": "NotEvaluating", "reason": "ReferenceUnavailable", "message": "503"}},
+        consecutive_windows=3,
+        generation=1,
+        now="2026-12-01T00:00:00Z",
+    )
+    drifted = next(c for c in status["conditions"] if c["type"] == "Drifted")
+    assert (drifted["status"], drifted["reason"]) == ("Unknown", "NotEvaluating")
+    assert "ReferenceUnavailable" in drifted["message"]

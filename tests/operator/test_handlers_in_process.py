@@ -244,3 +244,46 @@ def test_drift_policy_reports_its_target_and_what_it_does_not_do():
     kube.put(model_deployment())
     driftpolicy.reconcile(runtime_for(kube), NS, "p", 0)
     assert conditions(status_of(kube, "DriftPolicy", "p"))["Ready"] == ("True", "AllConditionsMet")
+
+
+def test_drift_policy_says_when_pods_cannot_evaluate():
+    from driftline.render.labels import server_selector
+
+    kube = MemoryKube()
+    kube.put(model_deployment())
+    kube.put(  # the reporting pod is alive, so its report is kept
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "churn-stable-abc",
+                "namespace": NS,
+                "labels": server_selector("churn"),
+            },
+        }
+    )
+    kube.put(
+        {
+            "apiVersion": "driftline.io/v1alpha1",
+            "kind": "DriftPolicy",
+            "metadata": {"name": "p", "namespace": NS},
+            "spec": {"targetRef": {"kind": "ModelDeployment", "name": "churn"}},
+            "status": {
+                "pods": {
+                    "churn-stable-abc": {
+                        "state": "NotEvaluating",
+                        "reason": "NoReferenceProfile",
+                        "message": "ModelVersion v1 has no reference profile",
+                        "modelVersion": "v1",
+                    }
+                }
+            },
+        }
+    )
+    driftpolicy.reconcile(runtime_for(kube), NS, "p", 0)
+    status = status_of(kube, "DriftPolicy", "p")
+    assert conditions(status)["Evaluating"] == ("False", "NoReferenceProfile")
+    assert conditions(status)["Ready"] == ("False", "NoReferenceProfile")
+    assert "has no reference profile" in next(
+        c["message"] for c in status["conditions"] if c["type"] == "Evaluating"
+    )

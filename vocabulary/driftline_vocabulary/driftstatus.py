@@ -87,6 +87,16 @@ def combined_status(
             observed_generation=generation,
             now=now,
         )
+    elif pods and all(r.get("state") == "NotEvaluating" for r in pods.values()):
+        reasons = sorted({str(r.get("reason") or "NotEvaluating") for r in pods.values()})
+        drifted = make_condition(
+            "Drifted",
+            "Unknown",
+            "NotEvaluating",
+            f"no pod is evaluating drift ({', '.join(reasons)}); serving goes on",
+            observed_generation=generation,
+            now=now,
+        )
     elif all(r.get("evaluation", {}).get("samples", 0) == 0 for r in pods.values()):
         drifted = make_condition(
             "Drifted",

@@ -193,9 +193,9 @@ class Hysteresis(ApiModel):
     )
     cooldown_seconds: int = Field(
         3600,
-        description="After a pod's confirmed drift clears, its drifted windows do not count "
-        "toward consecutiveWindows for this long, so Drifted is not raised again by it before "
-        "then. 0: no cooldown.",
+        description="Damping after drift: once a pod's confirmed drift clears, its drifted "
+        "windows do not count toward consecutiveWindows for this long, and once the operator "
+        "has acted (an Alert), it does not act again for this long. 0: no cooldown.",
         ge=0,
     )
 

@@ -24,7 +24,7 @@ from driftline.reconcile.transitions import EventSpec, condition_events
 from driftline.vocabulary import Severity
 
 KIND = "DriftPolicy"
-READY_REQUIRES = ("TargetFound",)
+READY_REQUIRES = ("TargetFound", "Evaluating")
 # Actions the operator carries out today; the others are reported as not implemented.
 IMPLEMENTED_ACTIONS = frozenset({"Alert"})
 
@@ -132,6 +132,36 @@ def decide(
             f"ModelDeployment {target} does not exist in this namespace; the policy waits for it",
         )
     ]
+    not_evaluating = {
+        pod: report
+        for pod, report in sorted((status.get("pods") or {}).items())
+        if report.get("state") == "NotEvaluating"
+    }
+    if not_evaluating:
+        first = next(iter(not_evaluating.values()))
+        updates.append(
+            condition(
+                "Evaluating",
+                False,
+                str(first.get("reason") or "NotEvaluating"),
+                "; ".join(
+                    f"{pod}: {report.get('message') or report.get('reason')}"
+                    for pod, report in not_evaluating.items()
+                )
+                + " (the pods keep serving)",
+            )
+        )
+    else:
+        updates.append(
+            condition(
+                "Evaluating",
+                True,
+                "Evaluating" if status.get("pods") else "NoReportYet",
+                "every reporting pod evaluates drift"
+                if status.get("pods")
+                else "no serving pod has reported yet",
+            )
+        )
     unsupported = not_implemented(spec)
     updates.append(
         condition("Supported", False, "NotImplemented", "; ".join(unsupported))
