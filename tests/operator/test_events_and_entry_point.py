@@ -30,7 +30,23 @@ def test_one_event_per_write_headed_by_ready():
     ]
     (event,) = condition_events(old, new)
     assert (event.type, event.reason) == ("Warning", "NoReplicasAvailable")
-    assert event.message.startswith("Available=False (NoReplicasAvailable): 0/2; Ready=False")
+    # Headed by Ready with its message; the other changes are named once, not dumped.
+    assert event.message == (
+        "Ready=False (NoReplicasAvailable): Available: 0/2; "
+        "also Available=False (NoReplicasAvailable)"
+    )
+
+
+def test_a_resource_coming_up_is_not_a_warning():
+    new = [
+        make_condition("Reconciled", True, "ObjectsApplied", now=T1),
+        make_condition("Available", False, "NoReplicasAvailable", "0/2", now=T1),
+        make_condition("Ready", False, "NoReplicasAvailable", "Available: 0/2", now=T1),
+    ]
+    (event,) = condition_events([], new)
+    assert event.type == "Normal"
+    failed = [make_condition("Reconciled", False, "InvalidObject", "422", now=T1)]
+    assert condition_events([], failed)[0].type == "Warning"
 
 
 def test_progressing_alone_is_normal_and_long_messages_are_cut():

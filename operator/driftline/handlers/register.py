@@ -44,6 +44,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     # Our own Events announce every transition; kopf's per-handler chatter would cost one
     # API call per handling.
     settings.posting.level = logging.ERROR
+    # Every watch event only wakes a key: kopf's "handler succeeded" line per event is noise.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.peering.standalone = True
     settings.networking.request_timeout = 60
     # Event handlers only put keys on the queue: give many objects room at once.
