@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from driftline.handlers import driftpolicy, indexes, modeldeployment, modelversion
+from driftline.handlers import driftpolicy, indexes, modeldeployment, modelversion, watch_resilience
 from driftline.handlers.kube import Kube, load_client_configuration
 from driftline.handlers.runtime import Runtime, configure
 from driftline.render.settings import RenderSettings
@@ -20,6 +20,8 @@ FINALIZER = "driftline.io/finalizer"
 @kopf.on.startup()
 def configure_operator(settings: kopf.OperatorSettings, **_: Any) -> None:
     configure(Runtime(Kube(load_client_configuration()), RenderSettings.from_environment()))
+    # No single API answer on a list or watch may stop the operator (kopf exits on a 409).
+    watch_resilience.install()
     # Our own Events announce every transition; kopf's per-handler chatter would cost one
     # API call per handling.
     settings.posting.level = logging.ERROR
