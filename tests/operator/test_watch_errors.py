@@ -8,7 +8,8 @@ One operator process runs through every status: each case fails the next watch r
 the next list request of one resource once, then forgets the watch history and ends the open
 watch streams server-side, so that the operator has to watch again and, told "410 Gone" (or
 failing), list again. It then shows that the operator is alive, logged a warning naming the
-resource and the status, and still reconciles an object created after the fault.
+resource and the status, and still reconciles an object created after the fault. A second
+run deletes and re-creates a CRD, whose watch gets a real 404 in between.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import kubernetes
+import yaml
 from operator_harness import (
     NAMESPACE,
+    REPO,
     Cluster,
     ModelFile,
     OperatorProcess,
@@ -38,19 +42,23 @@ CRDS = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 STATUSES: tuple[FaultKind, ...] = (409, 400, 403, 404, 410, 422)
 
 
+def failed_tasks(log: str) -> list[str]:
+    """kopf's "<task> has failed" lines: a watcher or a root task died (the process follows)."""
+    return [line for line in log.splitlines() if " ERROR kopf." in line and " has failed: " in line]
+
+
 def wait_alive(
     operator: OperatorProcess, check: Callable[[], Any], *, what: str, timeout: float = 45.0
 ) -> Any:
-    """wait_for, failing at once (with the operator's last log lines) if the operator exits."""
+    """wait_for, failing at once if the operator exited or one of kopf's tasks has failed."""
 
     def alive_and_checked() -> Any:
         assert operator.process is not None
-        code = operator.process.poll()
-        if code is not None:
-            tail = "\n".join(operator.log().splitlines()[-15:])
-            raise AssertionError(
-                f"the operator exited with {code} while waiting for {what}:\n{tail}"
-            )
+        code, log = operator.process.poll(), operator.log()
+        if code is not None or failed_tasks(log):
+            state = "a kopf task has failed" if code is None else f"the operator exited {code}"
+            tail = "\n".join(log.splitlines()[-15:])
+            raise AssertionError(f"{state} while waiting for {what}:\n{tail}")
         return check()
 
     return wait_for(alive_and_checked, timeout=timeout, what=what)
@@ -156,3 +164,47 @@ def test_errors_on_watch_and_list_are_survived(
     wait_alive(operator, lambda: all_fired(api, faults), what="409 on the CRD watch+list")
     reconciles_a_new_deployment(operator, cluster, "after-crd-409")
     assert logged_failure(operator.log(), "customresourcedefinitions", 409)
+
+
+def test_a_crd_deleted_and_recreated_is_watched_again(
+    api: RunningApiServer,
+    cluster: Cluster,
+    operator: OperatorProcess,
+    model_file: ModelFile,
+    tmp_path: Any,
+) -> None:
+    """Deleting a CRD ends its watch and the next one gets 404 before kopf's observer notices."""
+    extensions = kubernetes.client.ApiextensionsV1Api(api.api_client())
+    crd = yaml.safe_load((REPO / "crds" / "driftpolicies.driftline.io.yaml").read_text())
+    create_verified_version(cluster, tmp_path, "churn-v1", model_file)
+    reconciles_a_new_deployment(operator, cluster, "churn")
+
+    extensions.delete_custom_resource_definition(crd["metadata"]["name"])
+    wait_alive(
+        operator,
+        lambda: (
+            crd["metadata"]["name"]
+            not in {
+                item.metadata.name for item in extensions.list_custom_resource_definition().items
+            }
+        ),
+        what="the CRD gone",
+    )
+    extensions.create_custom_resource_definition(crd)
+
+    # The operator watches DriftPolicies again: a new policy adds the sidecar.
+    cluster.create(
+        "driftpolicies",
+        {
+            "apiVersion": "driftline.io/v1alpha1",
+            "kind": "DriftPolicy",
+            "metadata": {"name": "churn-drift"},
+            "spec": {"targetRef": {"name": "churn"}},
+        },
+    )
+
+    def containers() -> list[str]:
+        deployment = cluster.apps.read_namespaced_deployment("churn-stable", NAMESPACE)
+        return [container.name for container in deployment.spec.template.spec.containers]
+
+    wait_alive(operator, lambda: containers() == ["server", "drift-evaluator"], what="sidecar")
