@@ -1,4 +1,4 @@
-"""Fault injection: chosen requests fail with 409, 429, 500 or a timeout."""
+"""Fault injection: chosen requests fail with a 4xx or 5xx status, or a timeout."""
 
 from __future__ import annotations
 
@@ -17,7 +17,16 @@ def configmap(name: str) -> dict:
 
 @pytest.mark.parametrize(
     ("kind", "code", "reason"),
-    [(409, 409, "Conflict"), (429, 429, "TooManyRequests"), (500, 500, "InternalError")],
+    [
+        (400, 400, "BadRequest"),
+        (403, 403, "Forbidden"),
+        (404, 404, "NotFound"),
+        (409, 409, "Conflict"),
+        (410, 410, "Expired"),
+        (422, 422, "Invalid"),
+        (429, 429, "TooManyRequests"),
+        (500, 500, "InternalError"),
+    ],
 )
 def test_injected_status_for_chosen_verb_and_resource(server, core, kind, code, reason):
     core.create_namespaced_config_map("default", configmap("a"))
@@ -98,7 +107,7 @@ def test_rate_selects_a_fraction_of_requests():
 
 def test_bad_fault_definitions_are_rejected():
     with pytest.raises(ValueError, match="fault kind"):
-        Fault(404)  # type: ignore[arg-type]
+        Fault(418)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="rate"):
         Fault(500, rate=1.5)
     with pytest.raises(ValueError, match="unknown verbs"):

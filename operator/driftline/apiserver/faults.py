@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-FaultKind = Literal[409, 429, 500, "timeout"]
-FAULT_KINDS: tuple[FaultKind, ...] = (409, 429, 500, "timeout")
+FaultKind = Literal[400, 403, 404, 409, 410, 422, 429, 500, "timeout"]
+FAULT_KINDS: tuple[FaultKind, ...] = (400, 403, 404, 409, 410, 422, 429, 500, "timeout")
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 
 
@@ -65,10 +65,21 @@ class Fault:
 def fault_status(kind: FaultKind) -> tuple[int, dict[str, Any]]:
     """The HTTP status and Status body of an injected failure, as a real API server words them."""
     bodies: dict[Any, tuple[str, str]] = {
+        400: (
+            "BadRequest",
+            "the server rejected our request for an unknown reason (injected fault)",
+        ),
+        403: (
+            "Forbidden",
+            "the client is not allowed to perform this request on the resource (injected fault)",
+        ),
+        404: ("NotFound", "the server could not find the requested resource (injected fault)"),
         409: (
             "Conflict",
             "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again (injected fault)",
         ),
+        410: ("Expired", "too old resource version (injected fault)"),
+        422: ("Invalid", "the request is invalid (injected fault)"),
         429: ("TooManyRequests", "Too many requests, please try again later. (injected fault)"),
         500: ("InternalError", "Internal error occurred: injected fault"),
         "timeout": (

@@ -14,7 +14,13 @@ from typing import Any
 import kopf
 
 from driftline.api.common import GROUP, VERSION
-from driftline.handlers import driftpolicy, indexes, modeldeployment, modelversion
+from driftline.handlers import (
+    driftpolicy,
+    indexes,
+    modeldeployment,
+    modelversion,
+    watch_resilience,
+)
 from driftline.handlers.context import OperatorSettings, Runtime
 from driftline.handlers.kube import Kube, load_client_configuration
 from driftline.handlers.metrics import measured
@@ -44,6 +50,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     # Our own Events announce every transition; kopf's per-handler chatter would cost one
     # API call per handling.
     settings.posting.level = logging.ERROR
+    # No single API answer on a list or watch may stop the operator (kopf exits on a 409).
+    watch_resilience.install()
     # Every watch event only wakes a key: kopf's "handler succeeded" line per event is noise.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.peering.standalone = True
