@@ -15,9 +15,9 @@ from typing import Any
 
 import kubernetes
 
-from driftline.apiserver.testing import RunningApiServer
 from driftline_serving import testing_models
 from driftline_serving.verify import main as verify_main
+from tests.apiserver_support import RunningApiServer
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "ml"

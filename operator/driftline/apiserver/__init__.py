@@ -17,7 +17,8 @@ types and server-side apply, controller stand-ins and fault injection.
     faults.py       fault injection
     server.py       the HTTP shell on kmock
     bootstrap.py    kubeconfigs and CRD preloading
-    testing.py      the pytest fixture and context manager (needs pytest)
+
+The pytest fixture and the threaded runner for tests live in tests/apiserver_support.py.
     cli.py          `driftline apiserver`
 """
 
@@ -31,6 +32,4 @@ __all__ = [
     "Fault",
     "FaultInjector",
     "LocalApiServer",
-    "RunningApiServer",
-    "running_apiserver",
 ]

@@ -43,6 +43,8 @@ from driftline.apiserver.store import Obj
 from driftline.apiserver.watch import WatchOptions, WatchStream
 
 KMOCK_LOG_LIMIT = 100
+# kube-apiserver's MaxRequestBodyBytes: larger bodies are refused with 413 before decoding.
+MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
 logger = logging.getLogger(__name__)
 # Built-in kinds whose DELETE answers the deleted object rather than a Status (as upstream).
 _RETURNS_DELETED_OBJECT = frozenset({("", "pods"), ("", "namespaces"), ("", "services")})
@@ -86,6 +88,27 @@ def json_response(body: Any, status: int = 200) -> aiohttp.web.Response:
     return aiohttp.web.Response(
         body=orjson.dumps(body), status=status, content_type="application/json"
     )
+
+
+def request_too_large(limit: int) -> ApiError:
+    return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {limit}")
+
+
+async def read_limited_body(raw: aiohttp.web.BaseRequest, limit: int) -> bytes:
+    """The request body, or a 413 as soon as it is known to exceed `limit` bytes.
+
+    Read from the stream rather than with `raw.read()`, whose own 1 MiB cap (aiohttp's
+    client_max_size) would refuse bodies that kube-apiserver accepts, and with a 500."""
+    if raw.content_length is not None and raw.content_length > limit:
+        raise request_too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in raw.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise request_too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _truthy(value: str | None) -> bool:
@@ -359,7 +382,7 @@ class ApiHandler(kmock.KubernetesScaffold):
 
     @staticmethod
     async def _body(raw: aiohttp.web.BaseRequest) -> Any:
-        data = await raw.read()
+        data = await read_limited_body(raw, MAX_REQUEST_BODY_BYTES)
         if not data:
             return None
         if "protobuf" in (raw.content_type or "") or "cbor" in (raw.content_type or ""):
