@@ -13,7 +13,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 import yaml
-from conftest import REPO_ROOT, wait_for
+from conftest import REPO_ROOT, running_apiserver, wait_for
 
 KUBECTL = shutil.which("kubectl")
 DRIFTLINE = [sys.executable, "-c", "from driftline.cli import main; main()"]
@@ -213,3 +213,74 @@ def test_kubectl_get_prints_the_crd_printer_columns(apiserver):
     expected = ["NAME", *(c for c in columns if c != "AGE"), "AGE"]
     assert header.split() == expected
     assert rows[0].split()[0] == "churn-v1"
+
+
+@pytest.fixture
+def with_crds(tmp_path: Path):
+    """A fresh local API with the project's CRDs loaded, and a kubeconfig for kubectl."""
+    if not (REPO_ROOT / "crds").is_dir():
+        pytest.skip("the project's CRDs are not generated")
+    with running_apiserver(kubeconfig_path=tmp_path / "kubeconfig", crds=REPO_ROOT / "crds") as api:
+        yield api
+
+
+@needs_kubectl
+def test_kubectl_apply_validates_with_the_served_openapi(with_crds):
+    kubeconfig = with_crds.kubeconfig_path
+    namespace = yaml.safe_dump(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml"}}
+    )
+    created = kubectl(kubeconfig, "apply", "-f", "-", stdin=namespace)  # default validation
+    assert created.returncode == 0, created.stderr
+    applied = kubectl(kubeconfig, "apply", "-f", str(REPO_ROOT / "examples/cpu-canary"))
+    assert applied.returncode == 0, applied.stderr
+    assert "modelversion.driftline.io/churn-v1 created" in applied.stdout
+
+
+@needs_kubectl
+def test_kubectl_apply_twice_computes_a_strategic_merge_patch_from_openapi_v3(with_crds):
+    kubeconfig = with_crds.kubeconfig_path
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "containers": [
+                        {"name": "web", "image": "web:1", "ports": [{"containerPort": 80}]}
+                    ]
+                },
+            },
+        },
+    }
+    first = kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(deployment))
+    assert first.returncode == 0, first.stderr
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
+    second = kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(deployment))
+    assert second.returncode == 0, second.stderr
+    assert "deployment.apps/web configured" in second.stdout
+    got = json.loads(kubectl(kubeconfig, "get", "deploy", "web", "-o", "json").stdout)
+    assert got["spec"]["template"]["spec"]["containers"] == [
+        {"name": "web", "image": "web:2", "ports": [{"containerPort": 80}]}
+    ]
+
+
+@needs_kubectl
+def test_kubectl_explain_reads_custom_and_built_in_schemas(with_crds):
+    kubeconfig = with_crds.kubeconfig_path
+    custom = kubectl(kubeconfig, "explain", "modeldeployment.spec.strategy")
+    assert custom.returncode == 0, custom.stderr
+    assert "KIND:       ModelDeployment" in custom.stdout
+    assert "canary\t<Object>" in custom.stdout and "blueGreen\t<Object>" in custom.stdout
+    builtin = kubectl(kubeconfig, "explain", "deployment.spec")
+    assert builtin.returncode == 0, builtin.stderr
+    assert "FIELD: spec <DeploymentSpec>" in builtin.stdout
+    assert (
+        "replicas\t<integer>" in builtin.stdout and "template\t<PodTemplateSpec>" in builtin.stdout
+    )
+    missing = kubectl(kubeconfig, "explain", "modeldeployment.spec.stratgey")
+    assert missing.returncode != 0 and "stratgey" in missing.stderr

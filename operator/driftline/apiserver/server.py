@@ -20,7 +20,7 @@ import attrs
 import kmock
 import orjson
 
-from driftline.apiserver import discovery, errors, patching, tables
+from driftline.apiserver import discovery, errors, openapi, patching, tables
 from driftline.apiserver.cluster import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -111,6 +111,17 @@ async def read_limited_body(raw: aiohttp.web.BaseRequest, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def accepts_json(accept: str | None) -> bool:
+    """Whether an Accept header admits JSON (absent, */*, application/*, application/json)."""
+    if not accept:
+        return True
+    for item in accept.split(","):
+        media_type = item.split(";")[0].strip().lower()
+        if media_type in ("*/*", "application/*", "application/json"):
+            return True
+    return False
+
+
 def _truthy(value: str | None) -> bool:
     return value in ("true", "1", "True")
 
@@ -126,6 +137,9 @@ class ApiHandler(kmock.KubernetesScaffold):
     # Disconnected watch clients are noticed within this many seconds.
     liveness_interval: float = 2.0
 
+    # Serialised OpenAPI documents by URL path, rebuilt after the registry changes.
+    _openapi_cache: dict[str, bytes | None] = attrs.field(factory=dict, init=False)
+
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self.cluster.resource_listeners.append(self.sync_discovery)
@@ -133,6 +147,7 @@ class ApiHandler(kmock.KubernetesScaffold):
 
     def sync_discovery(self) -> None:
         """Describe the registry's resources to kmock, which serves discovery from them."""
+        self._openapi_cache.clear()
         self._resources.clear()
         for resource in self.cluster.registry:
             subresources = {
@@ -179,7 +194,50 @@ class ApiHandler(kmock.KubernetesScaffold):
         resource = self.cluster.registry.get(group, version, plural)
         return resource is not None and resource.namespaced
 
+    def _serve_openapi(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.Response:
+        """/openapi/v2, /openapi/v3 and /openapi/v3/<group version>, in JSON only."""
+        if raw.method not in ("GET", "HEAD"):
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
+        if not accepts_json(raw.headers.get("Accept")):
+            # kube-apiserver also offers protobuf here; the local API offers JSON only, and
+            # says so as kube-apiserver does for a media type it cannot produce.
+            raise ApiError(
+                406,
+                "NotAcceptable",
+                "only the following media types are accepted: application/json",
+            )
+        path = raw.path.rstrip("/")
+        if path not in self._openapi_cache:
+            document = self._openapi_document(path)
+            self._openapi_cache[path] = None if document is None else orjson.dumps(document)
+        body = self._openapi_cache[path]
+        if body is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return aiohttp.web.Response(body=body, content_type="application/json")
+
+    def _openapi_document(self, path: str) -> dict[str, Any] | None:
+        resources = list(self.cluster.registry)
+        if path == "/openapi/v2":
+            return openapi.v2_document(resources)
+        if path == "/openapi/v3":
+            return openapi.v3_index(resources)
+        parts = path.removeprefix("/openapi/v3/").split("/")
+        if parts[:1] == ["api"] and len(parts) == 2:
+            return openapi.v3_document(resources, "", parts[1])
+        if parts[:1] == ["apis"] and len(parts) == 3:
+            return openapi.v3_document(resources, parts[1], parts[2])
+        return None
+
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if raw_request.path == "/openapi" or raw_request.path.startswith("/openapi/"):
+            try:
+                return self._serve_openapi(raw_request)
+            except ApiError as exc:
+                return json_response(exc.status(), exc.code)
         route = parse_route(raw_request.path, self._is_namespaced)
         if route is None:
             try:
