@@ -284,3 +284,33 @@ def test_kubectl_explain_reads_custom_and_built_in_schemas(with_crds):
     )
     missing = kubectl(kubeconfig, "explain", "modeldeployment.spec.stratgey")
     assert missing.returncode != 0 and "stratgey" in missing.stderr
+
+
+def _misspelled_example() -> str:
+    text = (REPO_ROOT / "examples/cpu-canary/modeldeployment.yaml").read_text()
+    assert "  strategy:" in text and "maxBatchSize:" in text
+    return text.replace("  strategy:", "  stratgey:", 1).replace(
+        "maxBatchSize:", "maxBatchDelay:", 1
+    )
+
+
+@needs_kubectl
+def test_kubectl_refuses_misspelled_fields_by_default(with_crds):
+    kubeconfig = with_crds.kubeconfig_path
+    namespace = yaml.safe_dump(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml"}}
+    )
+    assert kubectl(kubeconfig, "apply", "-f", "-", stdin=namespace).returncode == 0
+    refused = kubectl(kubeconfig, "apply", "-f", "-", stdin=_misspelled_example())
+    assert refused.returncode != 0
+    assert 'unknown field "spec.stratgey"' in refused.stderr
+    assert 'unknown field "spec.serving.maxBatchDelay"' in refused.stderr
+    assert kubectl(kubeconfig, "get", "mdep", "churn", "-n", "ml").returncode != 0
+    server_side = kubectl(
+        kubeconfig, "apply", "--server-side", "-f", "-", stdin=_misspelled_example()
+    )
+    assert server_side.returncode != 0
+    assert ".spec.stratgey: field not declared in schema" in server_side.stderr
+    warned = kubectl(kubeconfig, "apply", "--validate=warn", "-f", "-", stdin=_misspelled_example())
+    assert warned.returncode == 0, warned.stderr
+    assert 'Warning: unknown field "spec.stratgey"' in warned.stderr

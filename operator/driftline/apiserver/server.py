@@ -27,6 +27,7 @@ from driftline.apiserver.cluster import (
     MERGE_PATCH,
     STRATEGIC_MERGE_PATCH,
     Cluster,
+    FieldValidation,
 )
 from driftline.apiserver.controllers import Controllers
 from driftline.apiserver.errors import ApiError
@@ -84,10 +85,21 @@ def parse_route(path: str, is_namespaced: Callable[[str, str, str], bool]) -> Ro
     )
 
 
-def json_response(body: Any, status: int = 200) -> aiohttp.web.Response:
-    return aiohttp.web.Response(
+def json_response(
+    body: Any, status: int = 200, warnings: list[str] | None = None
+) -> aiohttp.web.Response:
+    response = aiohttp.web.Response(
         body=orjson.dumps(body), status=status, content_type="application/json"
     )
+    for warning in warnings or ():
+        response.headers.add("Warning", warning_header(warning))
+    return response
+
+
+def warning_header(text: str) -> str:
+    """RFC 7234 warn-code 299 with the text quoted, as kube-apiserver sends warnings."""
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{quoted}"'
 
 
 def request_too_large(limit: int) -> ApiError:
@@ -321,6 +333,12 @@ class ApiHandler(kmock.KubernetesScaffold):
             raise errors.bad_request(
                 f"dryRun={dry_run} is supported only as dryRun=All on create by the local API"
             )
+        validation = (
+            FieldValidation.parse(query.get("fieldValidation"))
+            if verb in ("create", "update", "patch")
+            else None
+        )
+        warnings = validation.warnings if validation is not None else []
         if verb == "create":
             if route.subresource is not None or route.name is not None:
                 raise ApiError(
@@ -328,9 +346,14 @@ class ApiHandler(kmock.KubernetesScaffold):
                     "MethodNotAllowed",
                     "the server does not allow this method on the requested resource",
                 )
-            return json_response(
-                cluster.create(resource, route.namespace, body, dry_run=dry_run is not None), 201
+            new_object = cluster.create(
+                resource,
+                route.namespace,
+                body,
+                dry_run=dry_run is not None,
+                field_validation=validation,
             )
+            return json_response(new_object, 201, warnings)
         if verb == "deletecollection":
             labels, fields = self._selectors(resource, query)
             options = DeleteOptions.parse(body, query.get("propagationPolicy"))
@@ -349,11 +372,15 @@ class ApiHandler(kmock.KubernetesScaffold):
         if verb == "update":
             if route.subresource == "scale":
                 return json_response(cluster.set_scale(resource, route.namespace, name, body))
-            return json_response(
-                cluster.replace(
-                    resource, route.namespace, name, body, subresource=route.subresource
-                )
+            replaced = cluster.replace(
+                resource,
+                route.namespace,
+                name,
+                body,
+                subresource=route.subresource,
+                field_validation=validation,
             )
+            return json_response(replaced, 200, warnings)
         if verb == "patch":
             patch_type = (raw.content_type or "").split(";")[0].strip()
             if route.subresource == "scale":
@@ -370,8 +397,9 @@ class ApiHandler(kmock.KubernetesScaffold):
                 subresource=route.subresource,
                 field_manager=query.get("fieldManager"),
                 force=_truthy(query.get("force")),
+                field_validation=validation,
             )
-            return json_response(obj, 201 if created else 200)
+            return json_response(obj, 201 if created else 200, warnings)
         obj = cluster.delete(
             resource,
             route.namespace,
