@@ -314,3 +314,30 @@ def test_kubectl_refuses_misspelled_fields_by_default(with_crds):
     warned = kubectl(kubeconfig, "apply", "--validate=warn", "-f", "-", stdin=_misspelled_example())
     assert warned.returncode == 0, warned.stderr
     assert 'Warning: unknown field "spec.stratgey"' in warned.stderr
+
+
+EXAMPLE_DIRECTORIES = sorted(p for p in (REPO_ROOT / "examples").iterdir() if p.is_dir())
+
+
+@needs_kubectl
+@pytest.mark.parametrize("example", EXAMPLE_DIRECTORIES, ids=lambda p: p.name)
+def test_each_example_applies_as_written_to_a_fresh_api(with_crds, example):
+    """`kubectl apply -f examples/<dir>` with kubectl's default validation, nothing made first."""
+    applied = kubectl(with_crds.kubeconfig_path, "apply", "-f", str(example))
+    assert applied.returncode == 0, applied.stderr
+    assert "Warning" not in applied.stderr
+    for document in (
+        d for f in sorted(example.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())
+    ):
+        if document["kind"] == "Namespace":
+            continue
+        namespace = document["metadata"]["namespace"]
+        got = kubectl(
+            with_crds.kubeconfig_path,
+            "get",
+            document["kind"].lower(),
+            document["metadata"]["name"],
+            "-n",
+            namespace,
+        )
+        assert got.returncode == 0, got.stderr
