@@ -341,3 +341,80 @@ def test_each_example_applies_as_written_to_a_fresh_api(with_crds, example):
             namespace,
         )
         assert got.returncode == 0, got.stderr
+
+
+BUILT_IN_OBJECTS = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "web:1"}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: once}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: "busybox"}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, protocol: TCP}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers: [{name: c, image: "busybox"}]
+---
+apiVersion: v1
+kind: Event
+metadata: {name: e1}
+involvedObject: {kind: Pod, name: p, namespace: default}
+reason: Started
+message: "Started container c"
+type: Normal
+"""
+
+
+@needs_kubectl
+def test_kubectl_get_prints_the_usual_columns_of_built_in_kinds(apiserver):
+    kubeconfig = apiserver.kubeconfig_path
+    applied = kubectl(kubeconfig, "apply", "-f", "-", stdin=BUILT_IN_OBJECTS)
+    assert applied.returncode == 0, applied.stderr
+    wait_for(
+        lambda: "Complete" in kubectl(kubeconfig, "get", "job", "once").stdout,
+        message="the job stand-in completes it",
+    )
+
+    def table(*args: str) -> list[list[str]]:
+        printed = kubectl(kubeconfig, "get", *args)
+        assert printed.returncode == 0, printed.stderr
+        return [line.split() for line in printed.stdout.splitlines()]
+
+    deployments = table("deploy")
+    assert deployments[0] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert deployments[1][0] == "web" and deployments[1][1] in ("0/2", "1/2", "2/2")
+    assert table("deploy", "-o", "wide")[0][-3:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
+    jobs = table("jobs")
+    assert jobs[0] == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert jobs[1][:3] == ["once", "Complete", "1/1"]
+    services = table("services")
+    assert services[0] == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+    assert services[1][:2] == ["web", "ClusterIP"] and services[1][4] == "80/TCP"
+    pods = table("pods")
+    assert pods[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert ["p", "0/1", "Pending", "0"] in [row[:4] for row in pods]
+    events = table("events")
+    assert events[0] == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert events[1][1:5] == ["Normal", "Started", "pod/p", "Started"]

@@ -305,11 +305,7 @@ class ApiHandler(kmock.KubernetesScaffold):
             listed = self._list(resource, route, raw.query)
             if as_table:
                 return json_response(
-                    tables.table(
-                        listed["items"],
-                        resource.printer_columns,
-                        listed["metadata"]["resourceVersion"],
-                    )
+                    self._table(resource, listed["items"], listed["metadata"]["resourceVersion"])
                 )
             return json_response(listed)
         assert route.name is not None  # a get names its object
@@ -317,10 +313,18 @@ class ApiHandler(kmock.KubernetesScaffold):
             return json_response(self.cluster.get_scale(resource, route.namespace, route.name))
         obj = self.cluster.get(resource, route.namespace, route.name)
         if as_table:
-            return json_response(
-                tables.table([obj], resource.printer_columns, obj["metadata"]["resourceVersion"])
-            )
+            return json_response(self._table(resource, [obj], obj["metadata"]["resourceVersion"]))
         return json_response(obj)
+
+    @staticmethod
+    def _table(resource: ResourceType, objects: list[Obj], resource_version: str) -> Any:
+        if not resource.custom:
+            printed = tables.builtin_table(
+                resource.group, resource.plural, objects, resource_version
+            )
+            if printed is not None:
+                return printed
+        return tables.table(objects, resource.printer_columns, resource_version)
 
     async def _write(
         self, raw: aiohttp.web.BaseRequest, resource: ResourceType, route: Route, verb: str
