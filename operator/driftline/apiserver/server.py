@@ -19,8 +19,9 @@ import aiohttp.web
 import attrs
 import kmock
 import orjson
+import yaml
 
-from driftline.apiserver import discovery, errors, openapi, patching, tables
+from driftline.apiserver import discovery, errors, openapi, patching, protobuf, tables
 from driftline.apiserver.cluster import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -276,6 +277,14 @@ class ApiHandler(kmock.KubernetesScaffold):
             route.subresource == "status" and not resource.status
         ):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if not accepts_json(raw.headers.get("Accept")):
+            # Answers are JSON only; a client that accepts JSON too (kubectl lists it after
+            # protobuf) gets JSON, as content negotiation with kube-apiserver would give it.
+            raise ApiError(
+                406,
+                "NotAcceptable",
+                "only the following media types are accepted: application/json",
+            )
         verb = self._verb(raw.method, route, raw.query)
         if resource.namespaced and route.namespace is None and verb not in ("list", "watch"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -330,7 +339,7 @@ class ApiHandler(kmock.KubernetesScaffold):
         self, raw: aiohttp.web.BaseRequest, resource: ResourceType, route: Route, verb: str
     ) -> aiohttp.web.Response:
         cluster, query = self.cluster, raw.query
-        body = await self._body(raw)
+        body = await self._body(raw, resource)
         dry_run = query.get("dryRun")
         if dry_run is not None and (dry_run != "All" or verb != "create"):
             # Refused rather than ignored: a dry run that wrote would be worse than none.
@@ -471,18 +480,36 @@ class ApiHandler(kmock.KubernetesScaffold):
         return verb
 
     @staticmethod
-    async def _body(raw: aiohttp.web.BaseRequest) -> Any:
+    async def _body(raw: aiohttp.web.BaseRequest, resource: ResourceType) -> Any:
         data = await read_limited_body(raw, MAX_REQUEST_BODY_BYTES)
         if not data:
             return None
-        if "protobuf" in (raw.content_type or "") or "cbor" in (raw.content_type or ""):
+        content_type = (raw.content_type or "").lower()
+        if content_type == protobuf.MEDIA_TYPE and not resource.custom:
+            # kubectl's typed commands send built-in kinds as protobuf, with no way to ask
+            # for JSON; kube-apiserver reads them, so the local API does too.
+            try:
+                return protobuf.decode_object(data)
+            except protobuf.ProtobufError as exc:
+                raise ApiError(
+                    415, "UnsupportedMediaType", f"cannot read the protobuf body: {exc}; send JSON"
+                ) from exc
+        if "protobuf" in content_type or "cbor" in content_type:
+            accepted = "application/json, application/yaml"
+            if not resource.custom:
+                accepted += ", application/vnd.kubernetes.protobuf"
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
-                f"{raw.content_type} is not supported by the local API; send JSON",
+                f"the body of the request was in an unknown format - accepted media types include: {accepted}",
             )
-        if (raw.content_type or "").startswith(APPLY_PATCH):
+        if content_type.startswith(APPLY_PATCH):
             return data
+        if content_type in ("application/yaml", "application/x-yaml"):
+            try:
+                return yaml.safe_load(data)
+            except yaml.YAMLError as exc:
+                raise errors.bad_request(f"the request body is not valid YAML: {exc}") from exc
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError as exc:
