@@ -268,3 +268,12 @@ def test_validate_skips_other_kinds_beside_driftline_objects(tmp_path) -> None:
     result = _validate(str(path))
     assert result.exit_code == 0, result.output
     assert "skipped" in result.output and "Namespace/ml" in result.output
+
+
+def test_unknown_fields_can_be_removed_in_place() -> None:
+    from driftline.api.validation import unknown_fields
+
+    document = obj(stratgey="x", items=[{"key": "a", "valu": 1, "value": 2}])
+    assert unknown_fields(SCHEMA, document, remove=True) == ["spec.stratgey", "spec.items[0].valu"]
+    assert document["spec"] == {"name": "n", "items": [{"key": "a", "value": 2}]}
+    assert unknown_fields(SCHEMA, document) == []

@@ -158,3 +158,22 @@ def test_an_unknown_directive_is_refused(server, value):
         fieldValidation=value,
     )
     assert code == 400 and "fieldValidation" in status["message"]
+
+
+@pytest.mark.parametrize(("directive", "warned"), [("Warn", True), ("Ignore", False)])
+def test_built_in_kinds_drop_undeclared_fields_as_go_decoding_does(server, directive, warned):
+    configmap = {"metadata": {"name": "c", "labls": {"a": "b"}}, "data": {"a": "1"}, "dta": {}}
+    code, created, warnings = request(
+        server,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        configmap,
+        fieldValidation=directive,
+    )
+    assert code == 201
+    assert "dta" not in created and "labls" not in created["metadata"]
+    assert created["data"] == {"a": "1"}
+    expected = ['299 - "unknown field \\"dta\\""', '299 - "unknown field \\"metadata.labls\\""']
+    assert sorted(warnings) == (expected if warned else [])
+    code, stored = http(server, "GET", "/api/v1/namespaces/default/configmaps/c")
+    assert code == 200 and "dta" not in stored

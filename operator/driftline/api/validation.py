@@ -92,6 +92,8 @@ def unknown_fields(
     value: Any,
     definitions: Mapping[str, Schema] | None = None,
     path: str = "",
+    *,
+    remove: bool = False,
 ) -> list[str]:
     """Paths of the fields in `value` that the schema does not declare, as kube-apiserver
     names them in `unknown field "spec.stratgey"` (`[i]` for list items, `[key]` for map
@@ -100,8 +102,9 @@ def unknown_fields(
     about or refuse. `$ref`s (`#/definitions/<name>`) resolve in `definitions`, which hold
     Kubernetes' own types, where an object with no declared fields is free-form (FieldsV1,
     RawExtension); in a CRD's structural schema such an object has no fields, unless
-    x-kubernetes-preserve-unknown-fields keeps it open."""
-    return _unknown(schema, value, definitions, path, builtin=False, root=True)
+    x-kubernetes-preserve-unknown-fields keeps it open. With `remove`, the fields are
+    also deleted from `value`, as decoding into Go types drops them for built-in kinds."""
+    return _unknown(schema, value, definitions, path, builtin=False, root=True, remove=remove)
 
 
 def _unknown(
@@ -112,6 +115,7 @@ def _unknown(
     *,
     builtin: bool,
     root: bool = False,
+    remove: bool = False,
 ) -> list[str]:
     schema, resolved = _resolve(schema, definitions)
     builtin = builtin or resolved
@@ -121,7 +125,9 @@ def _unknown(
             return []
         found: list[str] = []
         for index, item in enumerate(value):
-            found += _unknown(items, item, definitions, f"{path}[{index}]", builtin=builtin)
+            found += _unknown(
+                items, item, definitions, f"{path}[{index}]", builtin=builtin, remove=remove
+            )
         return found
     if not isinstance(value, dict) or schema.get("x-kubernetes-preserve-unknown-fields"):
         return []
@@ -133,19 +139,28 @@ def _unknown(
         return []
     embedded = schema.get("x-kubernetes-embedded-resource", False)
     found = []
-    for key, item in value.items():
+    for key, item in list(value.items()):
         if root and key in _ROOT_KEPT and not _describes_fields((properties or {}).get(key)):
             continue  # a CRD's `metadata: {type: object}` stands for ObjectMeta, not for "no fields"
         if properties is not None and key in properties:
             found += _unknown(
-                properties[key], item, definitions, _child(path, key), builtin=builtin
+                properties[key],
+                item,
+                definitions,
+                _child(path, key),
+                builtin=builtin,
+                remove=remove,
             )
         elif isinstance(extra, dict):
-            found += _unknown(extra, item, definitions, f"{path}[{key}]", builtin=builtin)
+            found += _unknown(
+                extra, item, definitions, f"{path}[{key}]", builtin=builtin, remove=remove
+            )
         elif extra is True or ((root or embedded) and key in _ROOT_KEPT):
             continue
         else:
             found.append(_child(path, key))
+            if remove:
+                del value[key]
     return found
 
 

@@ -150,8 +150,11 @@ class Cluster:
 
     # --- field validation -------------------------------------------------------------
 
-    def unknown_fields(self, resource: ResourceType, obj: Obj) -> list[str]:
-        """Fields of `obj` its kind's schema does not declare (empty for undescribed kinds)."""
+    def unknown_fields(
+        self, resource: ResourceType, obj: Obj, *, remove: bool = False
+    ) -> list[str]:
+        """Fields of `obj` its kind's schema does not declare (empty for undescribed kinds);
+        with `remove`, they are deleted from `obj` too."""
         from driftline.api.validation import unknown_fields  # as for validate_custom_object
         from driftline.apiserver import builtin_schemas, openapi
 
@@ -161,7 +164,7 @@ class Cluster:
         schema = self._field_schemas[key]
         if schema is None:
             return []
-        return unknown_fields(schema, obj, builtin_schemas.builtin_definitions())
+        return unknown_fields(schema, obj, builtin_schemas.builtin_definitions(), remove=remove)
 
     def _check_fields(
         self,
@@ -170,26 +173,37 @@ class Cluster:
         validation: FieldValidation | None,
         *,
         applied: bool = False,
-    ) -> None:
-        if validation is None or validation.directive == "Ignore" or not isinstance(obj, dict):
-            return
+    ) -> Any:
+        """Field validation of a write: refuse (Strict) or note (Warn) undeclared fields.
+
+        Returns the object to write: for a built-in kind without its undeclared fields (a
+        copy, when there were any), as decoding into Go types drops them; a custom kind's
+        are pruned later, by schema validation."""
+        if validation is None or not isinstance(obj, dict):
+            return obj
+        if validation.directive == "Ignore" and resource.custom:
+            return obj
         unknown = self.unknown_fields(resource, obj)
         if not unknown:
-            return
+            return obj
+        if validation.directive == "Strict":
+            if applied:  # server-side apply reports it while typing the applied configuration
+                gvk = f"{resource.api_version}, Kind={resource.kind}"
+                if not resource.group:
+                    gvk = "/" + gvk
+                declared = ", ".join(f".{path}: field not declared in schema" for path in unknown)
+                raise errors.bad_request(f"failed to create typed patch object ({gvk}): {declared}")
+            listed = ", ".join(f'unknown field "{path}"' for path in unknown)
+            raise errors.bad_request(
+                f'{resource.kind} in version "{resource.version}" cannot be handled as a '
+                f"{resource.kind}: strict decoding error: {listed}"
+            )
         if validation.directive == "Warn":
             validation.warnings.extend(f'unknown field "{path}"' for path in unknown)
-            return
-        if applied:  # server-side apply reports it while typing the applied configuration
-            gvk = f"{resource.api_version}, Kind={resource.kind}"
-            if not resource.group:
-                gvk = "/" + gvk
-            declared = ", ".join(f".{path}: field not declared in schema" for path in unknown)
-            raise errors.bad_request(f"failed to create typed patch object ({gvk}): {declared}")
-        listed = ", ".join(f'unknown field "{path}"' for path in unknown)
-        raise errors.bad_request(
-            f'{resource.kind} in version "{resource.version}" cannot be handled as a '
-            f"{resource.kind}: strict decoding error: {listed}"
-        )
+        if not resource.custom:
+            obj = _fresh_copy(obj)
+            self.unknown_fields(resource, obj, remove=True)
+        return obj
 
     # --- creating ---------------------------------------------------------------------
 
@@ -205,7 +219,7 @@ class Cluster:
     ) -> Obj:
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request must be a JSON object")
-        self._check_fields(resource, body, field_validation)
+        body = self._check_fields(resource, body, field_validation)
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
@@ -353,7 +367,7 @@ class Cluster:
                 "FieldValueInvalid",
                 "Invalid value: 0x0: must be specified for an update",
             )
-        self._check_fields(resource, body, field_validation)
+        body = self._check_fields(resource, body, field_validation)
         return self._update(resource, old, copy.deepcopy(body), subresource)
 
     def patch(
@@ -402,7 +416,7 @@ class Cluster:
             ) from exc
         if not isinstance(candidate, dict) or not isinstance(candidate.get("metadata"), dict):
             raise errors.bad_request("the patch would make the object not an object")
-        self._check_fields(resource, candidate, field_validation)
+        candidate = self._check_fields(resource, candidate, field_validation)
         return self._update(resource, old, candidate, subresource), False
 
     def _apply(
@@ -424,7 +438,7 @@ class Cluster:
         if not isinstance(config, dict):
             raise errors.bad_request("the applied configuration must be an object")
         self._check_kind(resource, config)
-        self._check_fields(resource, config, field_validation, applied=True)
+        config = self._check_fields(resource, config, field_validation, applied=True)
         if (config.get("metadata") or {}).get("name", name) != name:
             raise errors.bad_request(
                 "the name of the applied configuration does not match the name on the URL"
