@@ -317,18 +317,21 @@ def v3_document(resources: Iterable[ResourceType], group: str, version: str) -> 
     return _document(listed, served, v3=True)
 
 
-def content_hash(document: Schema) -> str:
+def content_hash(serialized: bytes) -> str:
     """What kubectl caches a v3 document under (kube-apiserver sends a hash of its content)."""
-    return hashlib.sha512(json.dumps(document, sort_keys=True).encode()).hexdigest().upper()
+    return hashlib.sha512(serialized).hexdigest().upper()
 
 
-def v3_index(resources: Iterable[ResourceType]) -> Schema:
-    """/openapi/v3: where each group version's document is, with its content hash."""
-    listed = list(resources)
-    paths: dict[str, Schema] = {}
-    for group, version in sorted({(r.group, r.version) for r in listed}):
-        document = v3_document(listed, group, version)
-        assert document is not None  # the group version has resources
-        key = group_version_path(group, version)
-        paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={content_hash(document)}"}
-    return {"paths": paths}
+def served_group_versions(resources: Iterable[ResourceType]) -> list[tuple[str, str]]:
+    return sorted({(r.group, r.version) for r in resources})
+
+
+def v3_index(hashes: dict[str, str]) -> Schema:
+    """/openapi/v3: where each group version's document is (keyed as `group_version_path`
+    gives), with the hash of its content."""
+    return {
+        "paths": {
+            key: {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
+            for key, digest in sorted(hashes.items())
+        }
+    }

@@ -223,21 +223,29 @@ class ApiHandler(kmock.KubernetesScaffold):
                 "NotAcceptable",
                 "only the following media types are accepted: application/json",
             )
-        path = raw.path.rstrip("/")
-        if path not in self._openapi_cache:
-            document = self._openapi_document(path)
-            self._openapi_cache[path] = None if document is None else orjson.dumps(document)
-        body = self._openapi_cache[path]
+        body = self._openapi_body(raw.path.rstrip("/"))
         if body is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return aiohttp.web.Response(body=body, content_type="application/json")
+
+    def _openapi_body(self, path: str) -> bytes | None:
+        if path not in self._openapi_cache:
+            document = self._openapi_document(path)
+            self._openapi_cache[path] = None if document is None else orjson.dumps(document)
+        return self._openapi_cache[path]
 
     def _openapi_document(self, path: str) -> dict[str, Any] | None:
         resources = list(self.cluster.registry)
         if path == "/openapi/v2":
             return openapi.v2_document(resources)
         if path == "/openapi/v3":
-            return openapi.v3_index(resources)
+            hashes = {}
+            for group, version in openapi.served_group_versions(resources):
+                key = openapi.group_version_path(group, version)
+                body = self._openapi_body(f"/openapi/v3/{key}")
+                assert body is not None  # a served group version has a document
+                hashes[key] = openapi.content_hash(body)
+            return openapi.v3_index(hashes)
         parts = path.removeprefix("/openapi/v3/").split("/")
         if parts[:1] == ["api"] and len(parts) == 2:
             return openapi.v3_document(resources, "", parts[1])
