@@ -36,8 +36,8 @@ import attrs
 import kubernetes
 import psutil
 
+from driftline.apiserver.bootstrap import load_crds, write_kubeconfig
 from driftline.apiserver.server import ApiHandler, LocalApiServer
-from driftline.apiserver.testing import load_crds, write_kubeconfig
 from driftline_serving.examples import models as example_models
 from driftline_serving.verify import main as verify_main
 

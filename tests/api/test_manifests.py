@@ -23,6 +23,7 @@ def example_documents() -> list[tuple[str, dict[str, Any]]]:
         (f"{path.relative_to(REPO)}:{doc['metadata']['name']}", doc)
         for path in EXAMPLES
         for doc in load_documents(path)
+        if doc["apiVersion"].startswith("driftline.io/")  # not the examples' Namespaces
     ]
 
 

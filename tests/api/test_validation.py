@@ -6,6 +6,7 @@ import pytest
 
 from driftline.api.cel import CelRuleError, compile_rule, evaluate_rule, uses_old_self
 from driftline.api.validation import invalid_status, prepare_custom_object
+from tests.conftest import REPO_ROOT
 
 SCHEMA = {
     "type": "object",
@@ -157,3 +158,122 @@ def test_cel_errors() -> None:
     with pytest.raises(CelRuleError, match="not bool"):
         evaluate_rule("self + 1", 1)
     assert uses_old_self("self == oldSelf") and not uses_old_self("self == 1")
+
+
+# --- unknown fields, and `driftline validate` -------------------------------------------
+
+
+def test_unknown_fields_are_named_by_path() -> None:
+    from driftline.api.validation import unknown_fields
+
+    document = obj(
+        stratgey="x",
+        labels={"any": "key"},
+        free={"anything": {"goes": 1}},
+        items=[{"key": "a", "valu": 1}],
+        nested={"dept": 1},
+    )
+    document["extra"] = 1
+    assert unknown_fields(SCHEMA, document) == [
+        "spec.stratgey",
+        "spec.items[0].valu",
+        "spec.nested.dept",
+        "extra",
+    ]
+    assert unknown_fields(SCHEMA, obj()) == []
+
+
+def test_unknown_fields_follow_references_and_keep_free_form_builtin_objects_open() -> None:
+    from driftline.api.validation import unknown_fields
+
+    definitions = {
+        "Meta": {"type": "object", "properties": {"name": {"type": "string"}}},
+        "Raw": {"type": "object"},  # free-form, as RawExtension or FieldsV1
+    }
+    schema = {
+        "type": "object",
+        "properties": {
+            "metadata": {"allOf": [{"$ref": "#/definitions/Meta"}]},
+            "raw": {"$ref": "#/definitions/Raw"},
+            "closed": {"type": "object"},  # in a CRD's structural schema: no fields at all
+        },
+    }
+    value = {"metadata": {"name": "a", "nam": "b"}, "raw": {"x": 1}, "closed": {"y": 2}}
+    assert unknown_fields(schema, value, definitions) == ["metadata.nam", "closed.y"]
+
+
+def _validate(*paths: str):
+    from click.testing import CliRunner
+
+    from driftline.cli.validate import validate
+
+    return CliRunner().invoke(validate, list(paths))
+
+
+EXAMPLE_DEPLOYMENT = REPO_ROOT / "examples" / "cpu-canary" / "modeldeployment.yaml"
+
+
+def test_validate_reports_misspelled_fields_with_their_path(tmp_path) -> None:
+    text = EXAMPLE_DEPLOYMENT.read_text()
+    assert "  strategy:" in text and "maxBatchSize:" in text
+    misspelled = tmp_path / "md.yaml"
+    misspelled.write_text(
+        text.replace("  strategy:", "  stratgey:", 1).replace("maxBatchSize:", "maxBatchDelay:", 1)
+    )
+    result = _validate(str(misspelled))
+    assert result.exit_code == 1, result.output
+    assert "spec.stratgey: field not declared in schema" in result.output
+    assert "maxBatchDelay: field not declared in schema" in result.output
+    assert _validate(str(EXAMPLE_DEPLOYMENT)).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("# Title\n\nSome *markdown*: with: colons\n", "not valid YAML: "),
+        ("- a\n- b\n", "document 1 is a YAML list, not a Kubernetes object"),
+        ("", "holds no Kubernetes objects (the file is empty)"),
+        ("just a sentence\n", "document 1 is a YAML string, not a Kubernetes object"),
+    ],
+)
+def test_validate_explains_a_file_that_holds_no_objects(tmp_path, content, message) -> None:
+    path = tmp_path / "input.yaml"
+    path.write_text(content)
+    result = _validate(str(path))
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"INVALID {path}: {message}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_validate_readme_is_a_message_not_a_traceback() -> None:
+    result = _validate(str(REPO_ROOT / "README.md"))
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert "README.md: " in result.output and "not" in result.output
+
+
+def test_validate_a_missing_file_is_a_usage_error(tmp_path) -> None:
+    result = _validate(str(tmp_path / "missing.yaml"))
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+def test_validate_skips_other_kinds_beside_driftline_objects(tmp_path) -> None:
+    path = tmp_path / "both.yaml"
+    path.write_text(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ml}\n---\n"
+        + EXAMPLE_DEPLOYMENT.read_text()
+    )
+    result = _validate(str(path))
+    assert result.exit_code == 0, result.output
+    assert "skipped" in result.output and "Namespace/ml" in result.output
+
+
+def test_unknown_fields_can_be_removed_in_place() -> None:
+    from driftline.api.validation import unknown_fields
+
+    document = obj(stratgey="x", items=[{"key": "a", "valu": 1, "value": 2}])
+    assert unknown_fields(SCHEMA, document, remove=True) == ["spec.stratgey", "spec.items[0].valu"]
+    assert document["spec"] == {"name": "n", "items": [{"key": "a", "value": 2}]}
+    assert unknown_fields(SCHEMA, document) == []

@@ -13,7 +13,7 @@ from typing import Any
 import kubernetes
 import pytest
 
-from driftline.apiserver.testing import RunningApiServer, apiserver, running_apiserver
+from tests.apiserver_support import RunningApiServer, apiserver, running_apiserver
 from tests.support import wait_until
 
 __all__ = ["apiserver"]  # the project's fixture, re-exported for these tests

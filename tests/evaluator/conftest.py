@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from driftline.apiserver.testing import RunningApiServer, running_apiserver
 from driftline_serving.drift import Schema, build_profile, save_profile
+from tests.apiserver_support import RunningApiServer, running_apiserver
 
 REPO = Path(__file__).resolve().parents[2]
 FEATURES = [f"f{i}" for i in range(8)]

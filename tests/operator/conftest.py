@@ -11,7 +11,7 @@ import pytest
 from operator_harness import NAMESPACE, REPO, Cluster, ModelFile, OperatorProcess
 
 from driftline.apiserver.controllers import JobOutcome
-from driftline.apiserver.testing import RunningApiServer, running_apiserver
+from tests.apiserver_support import RunningApiServer, running_apiserver
 
 
 @pytest.fixture

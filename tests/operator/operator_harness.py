@@ -13,9 +13,9 @@ from typing import Any
 
 import kubernetes
 
-from driftline.apiserver.testing import RunningApiServer
 from driftline_serving.examples import models as example_models
 from driftline_serving.verify import main as verify_main
+from tests.apiserver_support import RunningApiServer
 from tests.support import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]

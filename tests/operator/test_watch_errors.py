@@ -32,7 +32,7 @@ from operator_harness import (
 from operator_harness import verified_version as create_verified_version
 
 from driftline.apiserver.faults import Fault, FaultKind
-from driftline.apiserver.testing import RunningApiServer
+from tests.apiserver_support import RunningApiServer
 
 MODELDEPLOYMENTS = ("driftline.io", "v1alpha1", "modeldeployments")
 CRDS = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +80,111 @@ def _nullable(properties: Schema | None, extra: Any, key: str) -> bool:
     if properties is not None and key in properties:
         return bool(properties[key].get("nullable", False))
     return isinstance(extra, dict) and bool(extra.get("nullable", False))
+
+
+# --- unknown fields ------------------------------------------------------------------
+
+_DEFINITION_REF = "#/definitions/"
+
+
+def unknown_fields(
+    schema: Schema,
+    value: Any,
+    definitions: Mapping[str, Schema] | None = None,
+    path: str = "",
+    *,
+    remove: bool = False,
+) -> list[str]:
+    """Paths of the fields in `value` that the schema does not declare, as kube-apiserver
+    names them in `unknown field "spec.stratgey"` (`[i]` for list items, `[key]` for map
+    entries): what pruning drops, found before it is dropped (apiVersion, kind and metadata
+    at the root are the API server's and always kept), for field validation to warn
+    about or refuse. `$ref`s (`#/definitions/<name>`) resolve in `definitions`, which hold
+    Kubernetes' own types, where an object with no declared fields is free-form (FieldsV1,
+    RawExtension); in a CRD's structural schema such an object has no fields, unless
+    x-kubernetes-preserve-unknown-fields keeps it open. With `remove`, the fields are
+    also deleted from `value`, as decoding into Go types drops them for built-in kinds."""
+    return _unknown(schema, value, definitions, path, builtin=False, root=True, remove=remove)
+
+
+def _unknown(
+    schema: Schema,
+    value: Any,
+    definitions: Mapping[str, Schema] | None,
+    path: str,
+    *,
+    builtin: bool,
+    root: bool = False,
+    remove: bool = False,
+) -> list[str]:
+    schema, resolved = _resolve(schema, definitions)
+    builtin = builtin or resolved
+    if isinstance(value, list):
+        items = schema.get("items")
+        if not isinstance(items, dict):
+            return []
+        found: list[str] = []
+        for index, item in enumerate(value):
+            found += _unknown(
+                items, item, definitions, f"{path}[{index}]", builtin=builtin, remove=remove
+            )
+        return found
+    if not isinstance(value, dict) or schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    if _type(schema) not in ("object", None):
+        return []  # a type error, not an unknown field; schema validation reports it
+    properties = schema.get("properties")
+    extra = schema.get("additionalProperties")
+    if builtin and properties is None and extra is None:
+        return []
+    embedded = schema.get("x-kubernetes-embedded-resource", False)
+    found = []
+    for key, item in list(value.items()):
+        if root and key in _ROOT_KEPT and not _describes_fields((properties or {}).get(key)):
+            continue  # a CRD's `metadata: {type: object}` stands for ObjectMeta, not for "no fields"
+        if properties is not None and key in properties:
+            found += _unknown(
+                properties[key],
+                item,
+                definitions,
+                _child(path, key),
+                builtin=builtin,
+                remove=remove,
+            )
+        elif isinstance(extra, dict):
+            found += _unknown(
+                extra, item, definitions, f"{path}[{key}]", builtin=builtin, remove=remove
+            )
+        elif extra is True or ((root or embedded) and key in _ROOT_KEPT):
+            continue
+        else:
+            found.append(_child(path, key))
+            if remove:
+                del value[key]
+    return found
+
+
+def _describes_fields(schema: Any) -> bool:
+    return isinstance(schema, dict) and any(k in schema for k in ("properties", "$ref", "allOf"))
+
+
+def _resolve(schema: Schema, definitions: Mapping[str, Schema] | None) -> tuple[Schema, bool]:
+    """Follow `$ref` (and the one-entry `allOf` OpenAPI v3 wraps references in); the schema,
+    and whether a reference was followed."""
+    resolved = False
+    for _ in range(64):  # Kubernetes' documents never chain references this deep
+        all_of = schema.get("allOf")
+        if isinstance(all_of, list) and len(all_of) == 1 and "properties" not in schema:
+            schema = all_of[0]
+            continue
+        ref = schema.get("$ref")
+        if not isinstance(ref, str) or definitions is None:
+            break
+        target = definitions.get(ref.removeprefix(_DEFINITION_REF))
+        if target is None:  # a type this server does not describe: assume it is open
+            return {"x-kubernetes-preserve-unknown-fields": True}, True
+        schema, resolved = target, True
+    return schema, resolved
 
 
 # --- defaulting ----------------------------------------------------------------------

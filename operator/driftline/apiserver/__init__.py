@@ -5,7 +5,9 @@ what a kopf operator and the `kubernetes` client rely on: uid/creationTimestamp/
 and a cluster-wide resourceVersion, optimistic concurrency, status and scale subresources,
 watches from a resourceVersion with bookmarks and 410 Gone, label and field selectors,
 finalizers and garbage collection, CRD registration with schema/CEL validation, the patch
-types and server-side apply, controller stand-ins and fault injection.
+types and server-side apply, field validation (fieldValidation Strict/Warn/Ignore), the
+OpenAPI documents and content negotiation kubectl relies on, controller stand-ins and
+fault injection.
 
     store.py        objects, resourceVersions and the bounded event history watches read
     cluster.py      what each verb does (independent of HTTP)
@@ -13,12 +15,18 @@ types and server-side apply, controller stand-ins and fault injection.
     selectors.py    label and field selectors (pure)
     gc.py           garbage-collection decisions (pure)
     resources.py    built-in resource types and CRD conversion
+    discovery.py    the discovery documents (pure)
+    openapi.py      /openapi/v2 and /openapi/v3 documents (pure)
+    builtin_schemas.py  Kubernetes' own OpenAPI definitions of the built-in kinds
+    protobuf.py     reading the protobuf bodies kubectl sends for built-in kinds
+    tables.py       the Tables `kubectl get` prints (pure)
     controllers.py  Deployment, Job and Service stand-ins
     faults.py       fault injection
     server.py       the HTTP shell on kmock
     bootstrap.py    kubeconfigs and CRD preloading
-    testing.py      the pytest fixture and context manager (needs pytest)
     cli.py          `driftline apiserver`
+
+The pytest fixture and the threaded runner for tests live in tests/apiserver_support.py.
 """
 
 from driftline.apiserver.cluster import Cluster
@@ -31,6 +39,4 @@ __all__ = [
     "Fault",
     "FaultInjector",
     "LocalApiServer",
-    "RunningApiServer",
-    "running_apiserver",
 ]

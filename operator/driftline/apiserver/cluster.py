@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -46,6 +47,31 @@ def validate_custom_object(resource: ResourceType, obj: Obj, old: Obj | None) ->
     return prepared
 
 
+FIELD_VALIDATION_DIRECTIVES = ("Ignore", "Warn", "Strict")
+
+
+@dataclass
+class FieldValidation:
+    """A write's `fieldValidation`: what to do with fields the schema does not declare.
+
+    Ignore drops them silently (pruning), Warn drops them and says so in `warnings` (the
+    server sends them as `Warning` headers), Strict refuses the write."""
+
+    directive: str = "Warn"
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, value: str | None) -> FieldValidation:
+        """kube-apiserver's default is Warn; any other value than the three is refused."""
+        if value is None or value == "":
+            return cls()
+        if value not in FIELD_VALIDATION_DIRECTIVES:
+            raise errors.bad_request(
+                f'fieldValidation must be one of "Ignore", "Warn" or "Strict"; got {value!r}'
+            )
+        return cls(value)
+
+
 class Cluster:
     def __init__(
         self,
@@ -59,6 +85,8 @@ class Cluster:
         self.admissions: list[Admission] = [_default_builtin_fields]
         self.resource_listeners: list[Callable[[], None]] = []
         self._uids: dict[str, ObjectKey] = {}
+        # Each kind's published schema, for field validation; reset when CRDs change.
+        self._field_schemas: dict[tuple[str, str, str], dict[str, Any] | None] = {}
         self.collector = GarbageCollector(self)
         self.store.listen(self._index_uid)
         for name in DEFAULT_NAMESPACES:
@@ -120,6 +148,63 @@ class Cluster:
             return obj
         return {**obj, "apiVersion": resource.api_version}
 
+    # --- field validation -------------------------------------------------------------
+
+    def unknown_fields(
+        self, resource: ResourceType, obj: Obj, *, remove: bool = False
+    ) -> list[str]:
+        """Fields of `obj` its kind's schema does not declare (empty for undescribed kinds);
+        with `remove`, they are deleted from `obj` too."""
+        from driftline.api.validation import unknown_fields  # as for validate_custom_object
+        from driftline.apiserver import builtin_schemas, openapi
+
+        key = (resource.group, resource.version, resource.plural)
+        if key not in self._field_schemas:
+            self._field_schemas[key] = openapi.object_schema([resource], resource)
+        schema = self._field_schemas[key]
+        if schema is None:
+            return []
+        return unknown_fields(schema, obj, builtin_schemas.builtin_definitions(), remove=remove)
+
+    def _check_fields(
+        self,
+        resource: ResourceType,
+        obj: Any,
+        validation: FieldValidation | None,
+        *,
+        applied: bool = False,
+    ) -> Any:
+        """Field validation of a write: refuse (Strict) or note (Warn) undeclared fields.
+
+        Returns the object to write: for a built-in kind without its undeclared fields (a
+        copy, when there were any), as decoding into Go types drops them; a custom kind's
+        are pruned later, by schema validation."""
+        if validation is None or not isinstance(obj, dict):
+            return obj
+        if validation.directive == "Ignore" and resource.custom:
+            return obj
+        unknown = self.unknown_fields(resource, obj)
+        if not unknown:
+            return obj
+        if validation.directive == "Strict":
+            if applied:  # server-side apply reports it while typing the applied configuration
+                gvk = f"{resource.api_version}, Kind={resource.kind}"
+                if not resource.group:
+                    gvk = "/" + gvk
+                declared = ", ".join(f".{path}: field not declared in schema" for path in unknown)
+                raise errors.bad_request(f"failed to create typed patch object ({gvk}): {declared}")
+            listed = ", ".join(f'unknown field "{path}"' for path in unknown)
+            raise errors.bad_request(
+                f'{resource.kind} in version "{resource.version}" cannot be handled as a '
+                f"{resource.kind}: strict decoding error: {listed}"
+            )
+        if validation.directive == "Warn":
+            validation.warnings.extend(f'unknown field "{path}"' for path in unknown)
+        if not resource.custom:
+            obj = _fresh_copy(obj)
+            self.unknown_fields(resource, obj, remove=True)
+        return obj
+
     # --- creating ---------------------------------------------------------------------
 
     def create(
@@ -130,9 +215,11 @@ class Cluster:
         *,
         dry_run: bool = False,
         managed_fields: list[dict[str, Any]] | None = None,
+        field_validation: FieldValidation | None = None,
     ) -> Obj:
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request must be a JSON object")
+        body = self._check_fields(resource, body, field_validation)
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
@@ -217,6 +304,7 @@ class Cluster:
             self._register_crd(resource, obj)
 
     def _register_crd(self, resource: ResourceType, crd: Obj) -> None:
+        self._field_schemas.clear()
         try:
             types = self.registry.register_crd(crd)
         except CrdError as exc:
@@ -259,6 +347,7 @@ class Cluster:
         body: Any,
         *,
         subresource: str | None = None,
+        field_validation: FieldValidation | None = None,
     ) -> Obj:
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request must be a JSON object")
@@ -278,6 +367,7 @@ class Cluster:
                 "FieldValueInvalid",
                 "Invalid value: 0x0: must be specified for an update",
             )
+        body = self._check_fields(resource, body, field_validation)
         return self._update(resource, old, copy.deepcopy(body), subresource)
 
     def patch(
@@ -291,6 +381,7 @@ class Cluster:
         subresource: str | None = None,
         field_manager: str | None = None,
         force: bool = False,
+        field_validation: FieldValidation | None = None,
     ) -> tuple[Obj, bool]:
         """Apply a patch; return the object and whether it was created (server-side apply only)."""
         if patch_type not in PATCH_TYPES:
@@ -300,7 +391,9 @@ class Cluster:
                 f"the body of the request was in an unknown format - accepted media types include: {', '.join(PATCH_TYPES)}",
             )
         if patch_type == APPLY_PATCH:
-            return self._apply(resource, namespace, name, body, subresource, field_manager, force)
+            return self._apply(
+                resource, namespace, name, body, subresource, field_manager, force, field_validation
+            )
         old = self.get(resource, namespace, name)
         try:
             if patch_type == MERGE_PATCH:
@@ -323,6 +416,7 @@ class Cluster:
             ) from exc
         if not isinstance(candidate, dict) or not isinstance(candidate.get("metadata"), dict):
             raise errors.bad_request("the patch would make the object not an object")
+        candidate = self._check_fields(resource, candidate, field_validation)
         return self._update(resource, old, candidate, subresource), False
 
     def _apply(
@@ -334,6 +428,7 @@ class Cluster:
         subresource: str | None,
         manager: str | None,
         force: bool,
+        field_validation: FieldValidation | None = None,
     ) -> tuple[Obj, bool]:
         if not manager:
             raise errors.bad_request(
@@ -343,6 +438,7 @@ class Cluster:
         if not isinstance(config, dict):
             raise errors.bad_request("the applied configuration must be an object")
         self._check_kind(resource, config)
+        config = self._check_fields(resource, config, field_validation, applied=True)
         if (config.get("metadata") or {}).get("name", name) != name:
             raise errors.bad_request(
                 "the name of the applied configuration does not match the name on the URL"
@@ -535,6 +631,7 @@ class Cluster:
         return event.obj
 
     def _unregister_crd(self, crd: Obj) -> None:
+        self._field_schemas.clear()
         for gone in self.registry.unregister_crd(crd["metadata"]["name"]):
             self.store.close_watchers(gone.storage_key)
             self.store.drop_storage(gone.storage_key)

@@ -19,14 +19,16 @@ import aiohttp.web
 import attrs
 import kmock
 import orjson
+import yaml
 
-from driftline.apiserver import discovery, errors, patching, tables
+from driftline.apiserver import discovery, errors, openapi, patching, protobuf, tables
 from driftline.apiserver.cluster import (
     APPLY_PATCH,
     JSON_PATCH,
     MERGE_PATCH,
     STRATEGIC_MERGE_PATCH,
     Cluster,
+    FieldValidation,
 )
 from driftline.apiserver.controllers import Controllers
 from driftline.apiserver.errors import ApiError
@@ -43,6 +45,8 @@ from driftline.apiserver.store import Obj
 from driftline.apiserver.watch import WatchOptions, WatchStream
 
 KMOCK_LOG_LIMIT = 100
+# kube-apiserver's MaxRequestBodyBytes: larger bodies are refused with 413 before decoding.
+MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
 logger = logging.getLogger(__name__)
 # Built-in kinds whose DELETE answers the deleted object rather than a Status (as upstream).
 _RETURNS_DELETED_OBJECT = frozenset({("", "pods"), ("", "namespaces"), ("", "services")})
@@ -82,10 +86,53 @@ def parse_route(path: str, is_namespaced: Callable[[str, str, str], bool]) -> Ro
     )
 
 
-def json_response(body: Any, status: int = 200) -> aiohttp.web.Response:
-    return aiohttp.web.Response(
+def json_response(
+    body: Any, status: int = 200, warnings: list[str] | None = None
+) -> aiohttp.web.Response:
+    response = aiohttp.web.Response(
         body=orjson.dumps(body), status=status, content_type="application/json"
     )
+    for warning in warnings or ():
+        response.headers.add("Warning", warning_header(warning))
+    return response
+
+
+def warning_header(text: str) -> str:
+    """RFC 7234 warn-code 299 with the text quoted, as kube-apiserver sends warnings."""
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{quoted}"'
+
+
+def request_too_large(limit: int) -> ApiError:
+    return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {limit}")
+
+
+async def read_limited_body(raw: aiohttp.web.BaseRequest, limit: int) -> bytes:
+    """The request body, or a 413 as soon as it is known to exceed `limit` bytes.
+
+    Read from the stream rather than with `raw.read()`, whose own 1 MiB cap (aiohttp's
+    client_max_size) would refuse bodies that kube-apiserver accepts, and with a 500."""
+    if raw.content_length is not None and raw.content_length > limit:
+        raise request_too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in raw.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise request_too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def accepts_json(accept: str | None) -> bool:
+    """Whether an Accept header admits JSON (absent, */*, application/*, application/json)."""
+    if not accept:
+        return True
+    for item in accept.split(","):
+        media_type = item.split(";")[0].strip().lower()
+        if media_type in ("*/*", "application/*", "application/json"):
+            return True
+    return False
 
 
 def _truthy(value: str | None) -> bool:
@@ -103,6 +150,9 @@ class ApiHandler(kmock.KubernetesScaffold):
     # Disconnected watch clients are noticed within this many seconds.
     liveness_interval: float = 2.0
 
+    # Serialised OpenAPI documents by URL path, rebuilt after the registry changes.
+    _openapi_cache: dict[str, bytes | None] = attrs.field(factory=dict, init=False)
+
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self.cluster.resource_listeners.append(self.sync_discovery)
@@ -110,6 +160,7 @@ class ApiHandler(kmock.KubernetesScaffold):
 
     def sync_discovery(self) -> None:
         """Describe the registry's resources to kmock, which serves discovery from them."""
+        self._openapi_cache.clear()
         self._resources.clear()
         for resource in self.cluster.registry:
             subresources = {
@@ -156,7 +207,58 @@ class ApiHandler(kmock.KubernetesScaffold):
         resource = self.cluster.registry.get(group, version, plural)
         return resource is not None and resource.namespaced
 
+    def _serve_openapi(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.Response:
+        """/openapi/v2, /openapi/v3 and /openapi/v3/<group version>, in JSON only."""
+        if raw.method not in ("GET", "HEAD"):
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
+        if not accepts_json(raw.headers.get("Accept")):
+            # kube-apiserver also offers protobuf here; the local API offers JSON only, and
+            # says so as kube-apiserver does for a media type it cannot produce.
+            raise ApiError(
+                406,
+                "NotAcceptable",
+                "only the following media types are accepted: application/json",
+            )
+        body = self._openapi_body(raw.path.rstrip("/"))
+        if body is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return aiohttp.web.Response(body=body, content_type="application/json")
+
+    def _openapi_body(self, path: str) -> bytes | None:
+        if path not in self._openapi_cache:
+            document = self._openapi_document(path)
+            self._openapi_cache[path] = None if document is None else orjson.dumps(document)
+        return self._openapi_cache[path]
+
+    def _openapi_document(self, path: str) -> dict[str, Any] | None:
+        resources = list(self.cluster.registry)
+        if path == "/openapi/v2":
+            return openapi.v2_document(resources)
+        if path == "/openapi/v3":
+            hashes = {}
+            for group, version in openapi.served_group_versions(resources):
+                key = openapi.group_version_path(group, version)
+                body = self._openapi_body(f"/openapi/v3/{key}")
+                assert body is not None  # a served group version has a document
+                hashes[key] = openapi.content_hash(body)
+            return openapi.v3_index(hashes)
+        parts = path.removeprefix("/openapi/v3/").split("/")
+        if parts[:1] == ["api"] and len(parts) == 2:
+            return openapi.v3_document(resources, "", parts[1])
+        if parts[:1] == ["apis"] and len(parts) == 3:
+            return openapi.v3_document(resources, parts[1], parts[2])
+        return None
+
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if raw_request.path == "/openapi" or raw_request.path.startswith("/openapi/"):
+            try:
+                return self._serve_openapi(raw_request)
+            except ApiError as exc:
+                return json_response(exc.status(), exc.code)
         route = parse_route(raw_request.path, self._is_namespaced)
         if route is None:
             try:
@@ -183,6 +285,14 @@ class ApiHandler(kmock.KubernetesScaffold):
             route.subresource == "status" and not resource.status
         ):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if not accepts_json(raw.headers.get("Accept")):
+            # Answers are JSON only; a client that accepts JSON too (kubectl lists it after
+            # protobuf) gets JSON, as content negotiation with kube-apiserver would give it.
+            raise ApiError(
+                406,
+                "NotAcceptable",
+                "only the following media types are accepted: application/json",
+            )
         verb = self._verb(raw.method, route, raw.query)
         if resource.namespaced and route.namespace is None and verb not in ("list", "watch"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -219,11 +329,7 @@ class ApiHandler(kmock.KubernetesScaffold):
             listed = self._list(resource, route, raw.query)
             if as_table:
                 return json_response(
-                    tables.table(
-                        listed["items"],
-                        resource.printer_columns,
-                        listed["metadata"]["resourceVersion"],
-                    )
+                    self._table(resource, listed["items"], listed["metadata"]["resourceVersion"])
                 )
             return json_response(listed)
         assert route.name is not None  # a get names its object
@@ -231,22 +337,36 @@ class ApiHandler(kmock.KubernetesScaffold):
             return json_response(self.cluster.get_scale(resource, route.namespace, route.name))
         obj = self.cluster.get(resource, route.namespace, route.name)
         if as_table:
-            return json_response(
-                tables.table([obj], resource.printer_columns, obj["metadata"]["resourceVersion"])
-            )
+            return json_response(self._table(resource, [obj], obj["metadata"]["resourceVersion"]))
         return json_response(obj)
+
+    @staticmethod
+    def _table(resource: ResourceType, objects: list[Obj], resource_version: str) -> Any:
+        if not resource.custom:
+            printed = tables.builtin_table(
+                resource.group, resource.plural, objects, resource_version
+            )
+            if printed is not None:
+                return printed
+        return tables.table(objects, resource.printer_columns, resource_version)
 
     async def _write(
         self, raw: aiohttp.web.BaseRequest, resource: ResourceType, route: Route, verb: str
     ) -> aiohttp.web.Response:
         cluster, query = self.cluster, raw.query
-        body = await self._body(raw)
+        body = await self._body(raw, resource)
         dry_run = query.get("dryRun")
         if dry_run is not None and (dry_run != "All" or verb != "create"):
             # Refused rather than ignored: a dry run that wrote would be worse than none.
             raise errors.bad_request(
                 f"dryRun={dry_run} is supported only as dryRun=All on create by the local API"
             )
+        validation = (
+            FieldValidation.parse(query.get("fieldValidation"))
+            if verb in ("create", "update", "patch")
+            else None
+        )
+        warnings = validation.warnings if validation is not None else []
         if verb == "create":
             if route.subresource is not None or route.name is not None:
                 raise ApiError(
@@ -254,9 +374,14 @@ class ApiHandler(kmock.KubernetesScaffold):
                     "MethodNotAllowed",
                     "the server does not allow this method on the requested resource",
                 )
-            return json_response(
-                cluster.create(resource, route.namespace, body, dry_run=dry_run is not None), 201
+            new_object = cluster.create(
+                resource,
+                route.namespace,
+                body,
+                dry_run=dry_run is not None,
+                field_validation=validation,
             )
+            return json_response(new_object, 201, warnings)
         if verb == "deletecollection":
             labels, fields = self._selectors(resource, query)
             options = DeleteOptions.parse(body, query.get("propagationPolicy"))
@@ -275,11 +400,15 @@ class ApiHandler(kmock.KubernetesScaffold):
         if verb == "update":
             if route.subresource == "scale":
                 return json_response(cluster.set_scale(resource, route.namespace, name, body))
-            return json_response(
-                cluster.replace(
-                    resource, route.namespace, name, body, subresource=route.subresource
-                )
+            replaced = cluster.replace(
+                resource,
+                route.namespace,
+                name,
+                body,
+                subresource=route.subresource,
+                field_validation=validation,
             )
+            return json_response(replaced, 200, warnings)
         if verb == "patch":
             patch_type = (raw.content_type or "").split(";")[0].strip()
             if route.subresource == "scale":
@@ -296,8 +425,9 @@ class ApiHandler(kmock.KubernetesScaffold):
                 subresource=route.subresource,
                 field_manager=query.get("fieldManager"),
                 force=_truthy(query.get("force")),
+                field_validation=validation,
             )
-            return json_response(obj, 201 if created else 200)
+            return json_response(obj, 201 if created else 200, warnings)
         obj = cluster.delete(
             resource,
             route.namespace,
@@ -365,18 +495,36 @@ class ApiHandler(kmock.KubernetesScaffold):
         return verb
 
     @staticmethod
-    async def _body(raw: aiohttp.web.BaseRequest) -> Any:
-        data = await raw.read()
+    async def _body(raw: aiohttp.web.BaseRequest, resource: ResourceType) -> Any:
+        data = await read_limited_body(raw, MAX_REQUEST_BODY_BYTES)
         if not data:
             return None
-        if "protobuf" in (raw.content_type or "") or "cbor" in (raw.content_type or ""):
+        content_type = (raw.content_type or "").lower()
+        if content_type == protobuf.MEDIA_TYPE and not resource.custom:
+            # kubectl's typed commands send built-in kinds as protobuf, with no way to ask
+            # for JSON; kube-apiserver reads them, so the local API does too.
+            try:
+                return protobuf.decode_object(data)
+            except protobuf.ProtobufError as exc:
+                raise ApiError(
+                    415, "UnsupportedMediaType", f"cannot read the protobuf body: {exc}; send JSON"
+                ) from exc
+        if "protobuf" in content_type or "cbor" in content_type:
+            accepted = "application/json, application/yaml"
+            if not resource.custom:
+                accepted += ", application/vnd.kubernetes.protobuf"
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
-                f"{raw.content_type} is not supported by the local API; send JSON",
+                f"the body of the request was in an unknown format - accepted media types include: {accepted}",
             )
-        if (raw.content_type or "").startswith(APPLY_PATCH):
+        if content_type.startswith(APPLY_PATCH):
             return data
+        if content_type in ("application/yaml", "application/x-yaml"):
+            try:
+                return yaml.safe_load(data)
+            except yaml.YAMLError as exc:
+                raise errors.bad_request(f"the request body is not valid YAML: {exc}") from exc
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError as exc:

@@ -1,5 +1,7 @@
 """Run the local API for tests: a context manager and a pytest fixture.
 
+Test-only (it needs pytest), so it lives under tests/ rather than in the product.
+
 The server runs on its own event loop in a thread, so synchronous clients (the
 `kubernetes` package, kubectl in a subprocess) and kopf in another thread can all reach it.
 """
