@@ -30,7 +30,9 @@ from driftline_serving.evaluator.reference import (
 )
 from tests.render.conftest import EXAMPLES, load_all, with_uid
 
-from .conftest import NAMESPACE, POLICY, free_port, read_policy, wait_until
+from tests.support import free_port, wait_until
+
+from .conftest import NAMESPACE, POLICY, read_policy
 
 pytestmark = pytest.mark.timeout(120)
 
