@@ -71,7 +71,11 @@ def profile(
     chunk_rows: int,
     quiet: bool,
 ) -> None:
-    """Build a reference profile of DATA (CSV, Parquet or NPZ) and print its sha256."""
+    """Build a reference profile of DATA (CSV, Parquet or NPZ) and print its sha256.
+
+    The sha256 is printed alone on standard output, as 64 hexadecimal characters: the
+    value of the ModelVersion's spec.reference.sha256.
+    """
     try:
         schema = load_schema(schema_path)
         builder = profiles.ProfileBuilder(schema, exact_cap=exact_cap, seed=seed)
@@ -94,8 +98,13 @@ def profile(
         digest = profiles.save_profile(built, output)
     except (SchemaError, readers.ReadError, profiles.ProfileError) as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"wrote {output}: {built.rows} rows, {len(schema.features)} features", err=True)
-    click.echo(f"sha256:{digest}")
+    click.echo(
+        f"wrote {output}: {built.rows} rows, {len(schema.features)} features; its sha256 "
+        "(a ModelVersion's spec.reference.sha256) follows",
+        err=True,
+    )
+    # bare hex, as spec.reference.sha256 takes it: `sha256=$(driftline profile ...)`
+    click.echo(digest)
 
 
 @click.group()
