@@ -226,3 +226,69 @@ def test_csv_types_come_from_the_schema_not_the_first_block(tmp_path):
     profile = load_profile(tmp_path / "p.npz")
     assert profile.numeric["x"].sample.count == 6000
     assert "0" in profile.categorical["c"].index and "k1" in profile.categorical["c"].index
+
+
+WIDE = [f"f{i:02d}" for i in range(40)]
+
+
+@pytest.fixture(scope="module")
+def wide_profile(tmp_path_factory):
+    """A profile of 40 numeric features: a 10,000-row window of them is an 8 MB CSV, more
+    than one block (4 MB) of the streaming CSV reader, as a real window easily is."""
+    from driftline_serving.drift.profile import build_profile, save_profile
+    from driftline_serving.drift.schema import Schema
+
+    rng = np.random.default_rng(11)
+    schema = Schema.of([(name, "numeric") for name in WIDE])
+    path = tmp_path_factory.mktemp("wide") / "profile.npz"
+    save_profile(build_profile(schema, [{n: rng.normal(size=5000) for n in WIDE}]), path)
+    return path
+
+
+def write_wide_window(path, replace: dict[tuple[int, str], str], drop: str | None = None) -> None:
+    """10,000 rows; `replace` puts a text at (1-based data row, column)."""
+    rng = np.random.default_rng(12)
+    names = [n for n in WIDE if n != drop]
+    values = {n: rng.normal(size=10_000) for n in names}
+    lines = [",".join(names)]
+    for row in range(10_000):
+        cells = [replace.get((row + 1, n), repr(float(values[n][row]))) for n in names]
+        lines.append(",".join(cells))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def evaluate_json(*args):
+    result = CliRunner().invoke(main, ["drift", "evaluate", *map(str, args), "--json"])
+    return result, (json.loads(result.stdout) if result.exit_code in (0, 3, 4) else None)
+
+
+@pytest.mark.parametrize("row", [10, 9_000])
+def test_a_non_number_anywhere_in_a_window_is_counted_not_fatal(tmp_path, wide_profile, row):
+    # Before: at row 10 it was counted; at row 9,000, past the reader's first block whose
+    # values had fixed the column as numbers, the run stopped with exit status 1.
+    window = tmp_path / "window.csv"
+    write_wide_window(window, {(row, "f07"): "abc", (row + 1, "f08"): "NA"})
+    assert window.stat().st_size > 4 << 20
+    result, report = evaluate_json("--profile", wide_profile, window)
+    assert result.exit_code == 0, result.output
+    features = {f["feature"]: f for f in report["features"]}
+    assert features["f07"]["invalid"] == {
+        "nan": 0,
+        "infinite": 0,
+        "unparseable": 1,
+        "unseen": 0,
+        "absent": False,
+    }
+    assert features["f07"]["samples"] == 9_999
+    assert features["f08"]["invalid"]["nan"] == 1  # a missing-value spelling, not text
+    assert report["invalidValues"] == 2
+    assert report["samples"] == 10_000
+
+
+def test_a_row_of_the_wrong_width_is_skipped_and_counted(tmp_path, wide_profile):
+    window = tmp_path / "window.csv"
+    write_wide_window(window, {(9_000, "f39"): "1.0,2.0"})  # one cell too many
+    result, report = evaluate_json("--profile", wide_profile, window)
+    assert result.exit_code == 0, result.output
+    assert report["invalidRows"] == 1
+    assert report["samples"] == 9_999

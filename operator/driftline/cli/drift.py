@@ -158,15 +158,21 @@ def evaluate(
         config = DriftConfig(
             significance=significance, correction=Correction(correction), min_samples=min_samples
         )
-        columns = readers.read_all(window, file_format=file_format)
+        types = {f.name: f.type.value for f in reference.schema.features}
+        for name, profiled in ((prediction_column, "categorical"), (confidence_column, "numeric")):
+            if name:
+                types.setdefault(name, profiled)
+        window_read = readers.read_window(window, types, file_format=file_format)
     except (profiles.ProfileError, readers.ReadError, ConfigError) as error:
         raise click.ClickException(str(error)) from None
+    columns = window_read.columns
     result = evaluate_window(
         reference,
         columns,
         config,
         predictions=columns.get(prediction_column) if prediction_column else None,
         confidences=columns.get(confidence_column) if confidence_column else None,
+        invalid_rows=window_read.invalid_rows,
     )
     click.echo(report.to_json(result) if as_json else report.to_table(result))
     if fail_on_drift and result.dataset_drifted:

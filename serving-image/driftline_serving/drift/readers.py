@@ -9,7 +9,8 @@ back as fixed-width unicode arrays (missing values as ""), numbers as float64 or
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +86,44 @@ def read_chunks(
 def read_all(
     path: str | Path, columns: list[str] | None = None, file_format: str | None = None
 ) -> Chunk:
-    """The whole file as one chunk: for windows, which are small."""
+    """The whole file as one chunk (types as the file gives or a reader infers them)."""
+    return _concatenate(read_chunks(path, columns, DEFAULT_CHUNK_ROWS, file_format))
+
+
+@dataclass(frozen=True)
+class Window:
+    columns: Chunk
+    invalid_rows: int = 0  # CSV rows of the wrong width, skipped
+
+
+def read_window(
+    path: str | Path, types: Mapping[str, str], file_format: str | None = None
+) -> Window:
+    """A window to evaluate, whole: every column of the file, and no value can fail it.
+
+    `types` (feature -> "numeric" or "categorical") come from the profile. A CSV reader
+    would otherwise infer each column's type from its first block and fail on a later
+    value that does not fit ('abc' at row 9,000 of a numeric column), while the same
+    value at row 10 would make the column text. So every CSV column is read as text:
+    the engine parses numeric features and counts what is not a number, wherever it is,
+    and the spellings of a missing value that the CSV reader knows ("", "NA", "null",
+    ...) count as missing in numeric features. A row of the wrong width is skipped and
+    counted. Parquet and NPZ carry their types.
+    """
+    file_format = file_format or detect_format(path)
+    if file_format != "csv":
+        return Window(read_all(path, file_format=file_format))
+    if not Path(path).exists():
+        raise ReadError(f"{path}: no such file")
+    numeric = {name for name, kind in types.items() if kind == "numeric"}
+    skipped: list[int] = []
+    columns = _concatenate(_csv_text_chunks(path, numeric, skipped))
+    return Window(columns, len(skipped))
+
+
+def _concatenate(chunks: Iterator[Chunk]) -> Chunk:
     parts: dict[str, list[NDArray[Any]]] = {}
-    for chunk in read_chunks(path, columns, DEFAULT_CHUNK_ROWS, file_format):
+    for chunk in chunks:
         for name, values in chunk.items():
             parts.setdefault(name, []).append(values)
     return {name: np.concatenate(values) for name, values in parts.items()}
@@ -156,6 +192,48 @@ def _csv_chunks(
         for start in range(0, batch.num_rows, chunk_rows):
             part = batch.slice(start, chunk_rows)
             yield {name: _column_to_numpy(part.column(name).cast(types[name])) for name in names}
+
+
+def _csv_text_chunks(path: str | Path, numeric: set[str], skipped: list[int]) -> Iterator[Chunk]:
+    """Every column as text, never inferred; in `numeric` columns, missing values as "".
+    Rows of the wrong width are skipped; their line numbers are appended to `skipped`."""
+    missing = pa.array(pcsv.ConvertOptions().null_values, pa.string())
+
+    def skip(row: Any) -> str:
+        skipped.append(row.number if row.number is not None else -1)
+        return "skip"
+
+    def open_reader(column_types: dict[str, pa.DataType]) -> pcsv.CSVStreamingReader:
+        try:
+            return pcsv.open_csv(
+                path,
+                read_options=pcsv.ReadOptions(block_size=1 << 22),
+                parse_options=pcsv.ParseOptions(invalid_row_handler=skip),
+                convert_options=pcsv.ConvertOptions(
+                    strings_can_be_null=False, column_types=column_types
+                ),
+            )
+        except (pa.ArrowException, OSError) as error:
+            raise ReadError(f"{path}: cannot read CSV ({error})") from None
+
+    # the header names the columns; the second reader reads them all as text
+    names = open_reader({}).schema.names
+    reader = open_reader(dict.fromkeys(names, pa.string()))
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as error:
+            # only the file's structure is left to fail (an unterminated quote)
+            raise ReadError(f"{path}: cannot read CSV ({error})") from None
+        chunk: Chunk = {}
+        for name in names:
+            column = batch.column(name)
+            if name in numeric:
+                column = pc.if_else(pc.is_in(column, value_set=missing), "", column)
+            chunk[name] = _column_to_numpy(column)
+        yield chunk
 
 
 def _parquet_chunks(
