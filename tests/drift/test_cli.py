@@ -245,13 +245,19 @@ def wide_profile(tmp_path_factory):
     return path
 
 
-def write_wide_window(path, replace: dict[tuple[int, str], str], drop: str | None = None) -> None:
-    """10,000 rows; `replace` puts a text at (1-based data row, column)."""
+def write_wide_window(
+    path,
+    replace: dict[tuple[int, str], str],
+    drop: str | None = None,
+    rows: int = 10_000,
+    shift: float = 0.0,
+) -> None:
+    """`replace` puts a text at (1-based data row, column); `drop` leaves a column out."""
     rng = np.random.default_rng(12)
     names = [n for n in WIDE if n != drop]
-    values = {n: rng.normal(size=10_000) for n in names}
+    values = {n: rng.normal(shift, size=rows) for n in names}
     lines = [",".join(names)]
-    for row in range(10_000):
+    for row in range(rows):
         cells = [replace.get((row + 1, n), repr(float(values[n][row]))) for n in names]
         lines.append(",".join(cells))
     path.write_text("\n".join(lines) + "\n")
@@ -292,3 +298,94 @@ def test_a_row_of_the_wrong_width_is_skipped_and_counted(tmp_path, wide_profile)
     assert result.exit_code == 0, result.output
     assert report["invalidRows"] == 1
     assert report["samples"] == 9_999
+
+
+def test_what_could_not_be_checked_is_reported_with_the_reason(tmp_path, wide_profile):
+    # Before: the multivariate check vanished (no line, null in JSON), the summary said
+    # "0 of 40 features", and no option made an incomplete evaluation fail.
+    window = tmp_path / "window.csv"
+    all_text = {(row, "f06"): "abc" for row in range(1, 1001)}
+    write_wide_window(window, all_text, drop="f05", rows=1000)
+    result, report = evaluate_json("--profile", wide_profile, window)
+    assert result.exit_code == 0, result.output
+    features = {f["feature"]: f for f in report["features"]}
+    assert features["f05"]["checked"] is False
+    assert features["f05"]["note"] == "no column in the window"
+    assert features["f06"]["checked"] is False
+    assert features["f06"]["note"] == "0 valid values; 100 needed"
+    assert features["f06"]["invalid"]["unparseable"] == 1000
+    assert features["f07"]["checked"] is True
+    assert report["checkedFeatures"] == 38 and report["totalFeatures"] == 40
+    assert report["complete"] is False
+    multivariate = report["multivariate"]
+    assert multivariate["checked"] is False
+    assert multivariate["note"] == "no column in the window for f05"
+    assert report["notChecked"] == [
+        {"name": "f05", "reason": "no column in the window"},
+        {"name": "f06", "reason": "0 valid values; 100 needed"},
+        {"name": "multivariate", "reason": "no column in the window for f05"},
+    ]
+
+    table = CliRunner().invoke(
+        main, ["drift", "evaluate", "--profile", str(wide_profile), str(window)]
+    )
+    assert table.exit_code == 0, table.output
+    rows = {line.split()[0]: line for line in table.stdout.splitlines() if line.startswith("f0")}
+    assert "not checked" in rows["f05"] and "no column in the window" in rows["f05"]
+    assert "not checked" in rows["f06"] and "0 valid values; 100 needed" in rows["f06"]
+    assert (
+        "38 of 40 features checked, 2 not checked: f05 (no column in the window), "
+        "f06 (0 valid values; 100 needed)"
+    ) in table.stdout
+    assert "multivariate: not checked: no column in the window for f05" in table.stdout
+    assert "0 of 38 checked features drifted" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "shift", "status"),
+    [
+        ([], 0.0, 0),
+        (["--fail-on-drift"], 0.0, 0),  # nothing that was checked drifted
+        (["--fail-on-unchecked"], 0.0, 4),
+        (["--fail-on-drift", "--fail-on-unchecked"], 0.0, 4),
+        (["--fail-on-drift", "--fail-on-unchecked"], 1.0, 3),  # drift takes precedence
+        (["--fail-on-unchecked"], 1.0, 4),
+    ],
+)
+def test_the_user_chooses_whether_unchecked_fails(tmp_path, wide_profile, flags, shift, status):
+    window = tmp_path / "window.csv"
+    write_wide_window(window, {}, drop="f05", rows=500, shift=shift)
+    result = CliRunner().invoke(
+        main, ["drift", "evaluate", "--profile", str(wide_profile), str(window), *flags]
+    )
+    assert result.exit_code == status, result.output
+
+
+def test_a_complete_evaluation_passes_fail_on_unchecked(tmp_path, wide_profile):
+    window = tmp_path / "window.csv"
+    write_wide_window(window, {}, rows=500)
+    result, report = evaluate_json("--profile", wide_profile, window, "--fail-on-unchecked")
+    assert result.exit_code == 0, result.output
+    assert report["complete"] is True and report["notChecked"] == []
+    assert report["multivariate"]["checked"] is True
+    assert report["checkedFeatures"] == 40
+
+
+def test_a_named_output_column_that_is_not_there_is_an_error(tmp_path, wide_profile):
+    window = tmp_path / "window.csv"
+    write_wide_window(window, {}, rows=200)
+    result = CliRunner().invoke(
+        main,
+        [
+            "drift",
+            "evaluate",
+            "--profile",
+            str(wide_profile),
+            str(window),
+            "--prediction-column",
+            "p",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "--prediction-column p: the profile" in result.output
+    assert "Traceback" not in result.output

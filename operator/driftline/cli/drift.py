@@ -17,6 +17,10 @@ from driftline_serving.drift.config import ConfigError, DriftConfig
 from driftline_serving.drift.engine import evaluate as evaluate_window
 from driftline_serving.drift.schema import Correction, SchemaError, load_schema
 
+# exit statuses of `driftline drift evaluate` (1: bad input, 2: usage, as click uses them)
+EXIT_DRIFTED = 3
+EXIT_NOT_CHECKED = 4
+
 
 @click.command()
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
@@ -139,7 +143,19 @@ def drift() -> None:
 @click.option("--min-samples", default=100, show_default=True, type=click.IntRange(min=1))
 @click.option("--prediction-column", default=None, help="Column with the model's predicted class.")
 @click.option("--confidence-column", default=None, help="Column with the model's top score.")
-@click.option("--fail-on-drift", is_flag=True, help="Exit with status 3 when the dataset drifted.")
+@click.option(
+    "--fail-on-drift",
+    is_flag=True,
+    help=f"Exit with status {EXIT_DRIFTED} when the dataset drifted (by the features and "
+    "the multivariate check that could be checked).",
+)
+@click.option(
+    "--fail-on-unchecked",
+    is_flag=True,
+    help=f"Exit with status {EXIT_NOT_CHECKED} when a check that was due got no verdict "
+    "(a feature with no column or too few valid values, the multivariate check, a "
+    f"window too small); drift takes precedence ({EXIT_DRIFTED}).",
+)
 def evaluate(
     window: Path,
     profile_path: Path,
@@ -151,8 +167,15 @@ def evaluate(
     prediction_column: str | None,
     confidence_column: str | None,
     fail_on_drift: bool,
+    fail_on_unchecked: bool,
 ) -> None:
-    """Compare WINDOW (CSV, Parquet or NPZ) with the reference profile."""
+    """Compare WINDOW (CSV, Parquet or NPZ) with the reference profile.
+
+    Column types come from the profile; a value that cannot be used is counted, never
+    fatal. What could not be checked is listed, with the reason, in the table and the
+    JSON (notChecked). Exit status: 0 done; 1 unreadable profile or window; 2 usage;
+    3 drifted (with --fail-on-drift); 4 not everything checked (with --fail-on-unchecked).
+    """
     try:
         reference = profiles.load_profile(profile_path)
         config = DriftConfig(
@@ -166,6 +189,17 @@ def evaluate(
     except (profiles.ProfileError, readers.ReadError, ConfigError) as error:
         raise click.ClickException(str(error)) from None
     columns = window_read.columns
+    for option, name, in_profile in (
+        ("--prediction-column", prediction_column, reference.prediction is not None),
+        ("--confidence-column", confidence_column, reference.confidence is not None),
+    ):
+        if name and not in_profile:
+            raise click.ClickException(
+                f"{option} {name}: the profile {profile_path} has no distribution for it "
+                f"(build the profile with {option})"
+            )
+        if name and name not in columns:
+            raise click.ClickException(f"{option} {name}: {window} has no such column")
     result = evaluate_window(
         reference,
         columns,
@@ -176,4 +210,6 @@ def evaluate(
     )
     click.echo(report.to_json(result) if as_json else report.to_table(result))
     if fail_on_drift and result.dataset_drifted:
-        raise SystemExit(3)
+        raise SystemExit(EXIT_DRIFTED)
+    if fail_on_unchecked and not result.complete:
+        raise SystemExit(EXIT_NOT_CHECKED)
