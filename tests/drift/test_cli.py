@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -389,3 +392,45 @@ def test_a_named_output_column_that_is_not_there_is_an_error(tmp_path, wide_prof
     assert result.exit_code == 1
     assert "--prediction-column p: the profile" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_csv_given_as_profile_is_named_for_what_it_is(tmp_path):
+    # Before: numpy's "Cannot load file containing pickled data when allow_pickle=False".
+    csv = tmp_path / "train.csv"
+    csv.write_text("normal,colour\n1.5,red\n")
+    result = CliRunner().invoke(main, ["drift", "evaluate", "--profile", str(csv), str(csv)])
+    assert result.exit_code == 1
+    assert f"{csv} is not a driftline profile: not an NPZ archive" in result.output
+    assert "pickle" not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_profile_progress_bar_has_a_total_percentage_and_time_left(tmp_path, schema_file):
+    # Before, for CSV: "6000rows [00:00, ...]", no total, no percentage, no time left.
+    data = tmp_path / "train.csv"
+    write(data, draw(np.random.default_rng(8), 6000), "csv")
+    done = run_driftline(
+        "profile", str(data), "--schema", str(schema_file), "-o", str(tmp_path / "p.npz")
+    )
+    assert done.returncode == 0, done.stderr
+    final = done.stderr.replace("\r", "\n").splitlines()
+    bar = next(line for line in reversed(final) if line.startswith("profile:"))
+    assert "100%" in bar
+    assert re.search(r"\[\d\d:\d\d<\d\d:\d\d", bar), bar  # elapsed < time left
+    assert re.search(r" (\d+(\.\d+)?k)/\1 \[", bar), bar  # done/total, the file's size
+    assert "B/s" in bar  # a CSV's progress is in bytes: its rows are not known up front
+
+
+def run_driftline(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real command with its real stderr, where tqdm draws its bar."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from driftline.cli import main; sys.exit(main())",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

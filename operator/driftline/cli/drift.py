@@ -87,17 +87,27 @@ def profile(
         for extra in (prediction_column, confidence_column):
             if extra and extra not in columns:
                 columns.append(extra)
-        total = readers.count_rows(data, file_format)
+        # a total (rows, or bytes of CSV) from metadata, so the bar has a percentage and
+        # the time left
+        size = readers.extent(data, file_format)
         types = {f.name: f.type.value for f in schema.features}
-        chunks = readers.read_chunks(data, columns, chunk_rows, file_format, types)
-        with tqdm(total=total, unit="rows", disable=quiet, desc="profile") as bar:
+        with tqdm(
+            total=size.total,
+            unit=size.unit,
+            unit_scale=size.unit == "B",
+            unit_divisor=1024 if size.unit == "B" else 1000,
+            disable=quiet,
+            desc="profile",
+        ) as bar:
+            chunks = readers.read_chunks(
+                data, columns, chunk_rows, file_format, types, progress=bar.update
+            )
             for chunk in chunks:
                 builder.add(
                     chunk,
                     predictions=chunk[prediction_column] if prediction_column else None,
                     confidences=chunk[confidence_column] if confidence_column else None,
                 )
-                bar.update(len(next(iter(chunk.values()))))
         built = builder.finish()
         digest = profiles.save_profile(built, output)
     except (SchemaError, readers.ReadError, profiles.ProfileError) as error:
