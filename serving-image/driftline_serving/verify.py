@@ -5,10 +5,13 @@ with the ModelVersion's own credentials (the operator never holds them), checks 
 sha256, reads the ONNX graph's signature, compares it with the declared one when there
 is one, and writes a compact JSON result to the termination message file, which the
 operator reads from the Pod's status. Exit status 0 means verified, 1 refused, 2 bad
-configuration.
+configuration (with the usage line).
 
 Options come from flags or DRIFTLINE_* variables: MODEL_URI, SHA256, SIGNATURE (JSON,
-optional), ARTIFACT_DIR, TERMINATION_LOG.
+optional), ARTIFACT_DIR, TERMINATION_LOG. The termination message file has no default:
+the rendered Job names it (render/verification.py sets DRIFTLINE_TERMINATION_LOG to the
+container's terminationMessagePath), and without it the result goes to stdout only, so
+a run on a workstation never writes /dev/termination-log.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from typing import Any
 
 from driftline_serving.artifacts import ArtifactError, fetch_artifact
 
-DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 # Kubernetes keeps at most 4096 bytes of a termination message.
 TERMINATION_MESSAGE_LIMIT = 4096
 
@@ -60,7 +62,7 @@ class VerifyOptions:
     sha256: str
     declared_signature: dict[str, Any] | None
     artifact_dir: Path
-    termination_log: Path
+    termination_log: Path | None  # None: stdout only
 
 
 def read_signature(model_path: Path) -> dict[str, list[dict[str, Any]]]:
@@ -162,25 +164,44 @@ def verify(options: VerifyOptions) -> dict[str, Any]:
     return {**result, "ok": True, "reason": "Verified", "message": "digest and signature verified"}
 
 
-def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> VerifyOptions:
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="driftline-verify",
         description="Fetch a model artifact, check its sha256 and ONNX signature, and report "
         "the result as JSON in the termination message file.",
     )
-    parser.add_argument("--model-uri", default=environ.get("DRIFTLINE_MODEL_URI"))
-    parser.add_argument("--sha256", default=environ.get("DRIFTLINE_SHA256"))
-    parser.add_argument("--signature", default=environ.get("DRIFTLINE_SIGNATURE"))
+    parser.add_argument(
+        "--model-uri",
+        default=environ.get("DRIFTLINE_MODEL_URI"),
+        help="the artifact: file://, https://, s3:// or a path (DRIFTLINE_MODEL_URI; required)",
+    )
+    parser.add_argument(
+        "--sha256",
+        default=environ.get("DRIFTLINE_SHA256"),
+        help="its expected sha256, hex (DRIFTLINE_SHA256; required)",
+    )
+    parser.add_argument(
+        "--signature",
+        default=environ.get("DRIFTLINE_SIGNATURE"),
+        help="the declared signature, JSON with inputs and outputs (DRIFTLINE_SIGNATURE)",
+    )
     parser.add_argument(
         "--artifact-dir",
         default=environ.get("DRIFTLINE_ARTIFACT_DIR")
         or os.path.join(tempfile.gettempdir(), "driftline-verify"),
+        help="where the artifact is downloaded (DRIFTLINE_ARTIFACT_DIR)",
     )
     parser.add_argument(
         "--termination-log",
-        default=environ.get("DRIFTLINE_TERMINATION_LOG") or DEFAULT_TERMINATION_LOG,
+        default=environ.get("DRIFTLINE_TERMINATION_LOG") or None,
+        help="file that receives the JSON result as well as stdout, the container's "
+        "terminationMessagePath in the Job (DRIFTLINE_TERMINATION_LOG; default: none)",
     )
-    args = parser.parse_args(list(argv))
+    return parser
+
+
+def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> VerifyOptions:
+    args = build_parser(environ).parse_args(list(argv))
     if not args.model_uri:
         raise ValueError("--model-uri (or DRIFTLINE_MODEL_URI) is required")
     if not args.sha256:
@@ -198,30 +219,35 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> VerifyOpti
         sha256=args.sha256,
         declared_signature=declared,
         artifact_dir=Path(args.artifact_dir),
-        termination_log=Path(args.termination_log),
+        termination_log=Path(args.termination_log) if args.termination_log else None,
     )
 
 
-def _report(path: Path, result: dict[str, Any]) -> None:
+def _report(path: Path | None, result: dict[str, Any]) -> None:
     text = compact_result(result)
-    try:
-        path.write_text(text)
-    except OSError as error:
-        print(f"driftline-verify: cannot write {path}: {error}", file=sys.stderr)
+    if path is not None:
+        try:
+            path.write_text(text)
+        except OSError as error:
+            print(f"driftline-verify: cannot write {path}: {error}", file=sys.stderr)
     # Also on stdout: the logs show it, and FallbackToLogsOnError picks it up.
     print(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else list(argv)
     try:
-        options = parse_options(sys.argv[1:] if argv is None else argv, os.environ)
+        options = parse_options(arguments, os.environ)
     except ValueError as error:
-        print(f"driftline-verify: {error}", file=sys.stderr)
-        termination_log = os.environ.get("DRIFTLINE_TERMINATION_LOG") or DEFAULT_TERMINATION_LOG
-        _report(
-            Path(termination_log),
-            {"ok": False, "reason": "BadConfiguration", "message": str(error)},
-        )
+        build_parser(os.environ).print_usage(sys.stderr)
+        print(f"driftline-verify: error: {error}", file=sys.stderr)
+        # In the Job the operator reads the reason from the termination message.
+        termination_log = os.environ.get("DRIFTLINE_TERMINATION_LOG")
+        if termination_log:
+            _report(
+                Path(termination_log),
+                {"ok": False, "reason": "BadConfiguration", "message": str(error)},
+            )
         return 2
     result = verify(options)
     _report(options.termination_log, result)

@@ -117,7 +117,9 @@ def test_missing_feature_column_is_reported(profile):
     bimodal = next(f for f in report.features if f.feature == "bimodal")
     assert bimodal.invalid.absent
     assert bimodal.note == "no column in the window"
-    assert report.multivariate is None  # needs every numeric feature
+    # needs every numeric feature: reported as not checked, with the reason (issue 13)
+    assert report.multivariate is not None and not report.multivariate.checked
+    assert report.multivariate.note == "no column in the window for bimodal"
 
 
 def test_unequal_column_lengths_skip_only_the_multivariate_check(profile):
@@ -125,7 +127,8 @@ def test_unequal_column_lengths_skip_only_the_multivariate_check(profile):
     window["normal"] = window["normal"][:300]
     report = evaluate(profile, window)
     assert report.evaluated
-    assert report.multivariate is None
+    assert report.multivariate is not None and not report.multivariate.checked
+    assert report.multivariate.note == "the window's columns differ in length"
     assert report.features[0].samples == 300
 
 

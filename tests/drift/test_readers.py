@@ -7,7 +7,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from driftline_serving.drift.readers import ReadError, count_rows, read_all, read_chunks
+from driftline_serving.drift.readers import (
+    ReadError,
+    count_rows,
+    extent,
+    read_all,
+    read_chunks,
+    read_window,
+)
 
 
 def test_npz_streams_in_chunks_of_the_asked_size(tmp_path):
@@ -52,3 +59,35 @@ def test_damaged_files_are_clear_errors(tmp_path):
         (tmp_path / name).write_bytes(b"garbage")
         with pytest.raises(ReadError, match="cannot read"):
             list(read_chunks(tmp_path / name))
+
+
+@pytest.mark.parametrize(
+    ("file_format", "unit"), [("csv", "B"), ("parquet", "rows"), ("npz", "rows")]
+)
+def test_progress_adds_up_to_the_extent_known_up_front(tmp_path, file_format, unit):
+    path = tmp_path / f"d.{file_format}"
+    x = np.random.default_rng(1).normal(size=300_000)
+    if file_format == "npz":
+        np.savez(path, x=x)
+    elif file_format == "parquet":
+        pq.write_table(pa.table({"x": x}), path)
+    else:
+        path.write_text("x\n" + "\n".join(map(repr, x.tolist())) + "\n")  # > one 4 MB block
+    size = extent(path)
+    assert size.unit == unit
+    assert size.total == (path.stat().st_size if unit == "B" else 300_000)
+    reported: list[int] = []
+    rows = sum(len(c["x"]) for c in read_chunks(path, chunk_rows=50_000, progress=reported.append))
+    assert rows == 300_000
+    assert sum(reported) == size.total
+    assert len(reported) > 1 and all(amount >= 0 for amount in reported)
+
+
+def test_window_csv_columns_are_text_until_the_engine_parses_them(tmp_path):
+    path = tmp_path / "w.csv"
+    path.write_text("x,c,extra\n1.5,3,a\nNA,4,b\nabc,,c\n,5,d\n")
+    window = read_window(path, {"x": "numeric", "c": "categorical"})
+    assert window.columns["x"].tolist() == ["1.5", "", "abc", ""]  # NA and "" are missing
+    assert window.columns["c"].tolist() == ["3", "4", "", "5"]
+    assert window.columns["extra"].tolist() == ["a", "b", "c", "d"]
+    assert window.invalid_rows == 0

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
+import errno
 import signal
 from pathlib import Path
 
@@ -10,24 +13,35 @@ import click
 import yaml
 
 from driftline.apiserver.bootstrap import load_crds, write_kubeconfig
+from driftline.apiserver.cluster import Cluster
 from driftline.apiserver.controllers import JobOutcome
 from driftline.apiserver.errors import ApiError
 from driftline.apiserver.server import ApiHandler, LocalApiServer
 
 
-def default_crds_directory() -> Path | None:
-    """The repository's crds/ directory, when running from a checkout."""
-    for parent in [Path.cwd(), *Path(__file__).resolve().parents]:
-        candidate = parent / "crds"
-        if candidate.is_dir() and any(candidate.glob("*.yaml")):
-            return candidate
-    return None
+class CrdSource(enum.Enum):
+    """Where the preloaded CustomResourceDefinitions come from."""
+
+    # Generated from the pydantic models at start-up: the same documents `driftline crds`
+    # writes, so an installed package needs no crds/ data files and is never stale.
+    GENERATED = "generated"
+    NONE = "none"
+
+
+def load_generated_crds(cluster: Cluster) -> list[str]:
+    """Create the CustomResourceDefinitions that driftline.api generates."""
+    from driftline.api.crdgen import all_crds
+
+    crds = cluster.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    return [
+        cluster.create(crds, None, document)["metadata"]["name"] for document in all_crds().values()
+    ]
 
 
 async def serve(
     port: int,
     kubeconfig: Path,
-    crds: Path | None,
+    crds: Path | CrdSource,
     job_outcome: str,
     deployment_delay: float,
     bookmark_interval: float,
@@ -36,20 +50,50 @@ async def serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with LocalApiServer(ApiHandler(bookmark_interval=bookmark_interval), port=port) as server:
+    handler = ApiHandler(bookmark_interval=bookmark_interval)
+    async with contextlib.AsyncExitStack() as stack:
         try:
-            loaded = load_crds(server.cluster, crds) if crds is not None else []
-        except (ApiError, yaml.YAMLError) as exc:
-            raise click.ClickException(f"cannot load the CRDs in {crds}: {exc}") from exc
-        server.controllers.jobs.default = JobOutcome(succeed=job_outcome == "succeed")
-        server.controllers.deployments.ready_delay = deployment_delay
-        write_kubeconfig(kubeconfig, server.url)
-        click.echo(
-            f"serving the local Kubernetes API at {server.url} ({len(loaded)} CRDs); kubeconfig: {kubeconfig}",
-            err=True,
-        )
-        await stop.wait()
+            server = await stack.enter_async_context(LocalApiServer(handler, port=port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise click.ClickException(
+                    f"port {port} on 127.0.0.1 is in use; choose another with --port "
+                    "(0 picks a free one)"
+                ) from None
+            raise click.ClickException(f"cannot listen on 127.0.0.1 port {port}: {error}") from None
+        await _serve_until(stop, server, kubeconfig, crds, job_outcome, deployment_delay)
     click.echo("stopped", err=True)
+
+
+async def _serve_until(
+    stop: asyncio.Event,
+    server: LocalApiServer,
+    kubeconfig: Path,
+    crds: Path | CrdSource,
+    job_outcome: str,
+    deployment_delay: float,
+) -> None:
+    try:
+        if crds is CrdSource.GENERATED:
+            loaded = load_generated_crds(server.cluster)
+        elif crds is CrdSource.NONE:
+            loaded = []
+        else:
+            loaded = load_crds(server.cluster, crds)
+    except (ApiError, yaml.YAMLError) as exc:
+        raise click.ClickException(f"cannot load the CRDs in {crds}: {exc}") from exc
+    server.controllers.jobs.default = JobOutcome(succeed=job_outcome == "succeed")
+    server.controllers.deployments.ready_delay = deployment_delay
+    try:
+        write_kubeconfig(kubeconfig, server.url)
+    except OSError as error:
+        raise click.ClickException(f"cannot write the kubeconfig {kubeconfig}: {error}") from None
+    click.echo(
+        f"serving the local Kubernetes API at {server.url} ({len(loaded)} CRDs); "
+        f"kubeconfig: {kubeconfig}",
+        err=True,
+    )
+    await stop.wait()
 
 
 @click.command()
@@ -71,7 +115,8 @@ async def serve(
     "--crds",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
-    help="Directory of CustomResourceDefinition YAML to preload (default: the repository's crds/).",
+    help="Directory of CustomResourceDefinition YAML to preload "
+    "(default: the CRDs generated from this driftline's models).",
 )
 @click.option("--no-crds", is_flag=True, help="Preload no CustomResourceDefinitions.")
 @click.option(
@@ -113,7 +158,5 @@ def apiserver(
     apiserver.driftline.io/job-outcome (succeed or fail) and
     apiserver.driftline.io/termination-message.
     """
-    directory = None if no_crds else (crds or default_crds_directory())
-    asyncio.run(
-        serve(port, kubeconfig, directory, job_outcome, deployment_delay, bookmark_interval)
-    )
+    source: Path | CrdSource = CrdSource.NONE if no_crds else (crds or CrdSource.GENERATED)
+    asyncio.run(serve(port, kubeconfig, source, job_outcome, deployment_delay, bookmark_interval))

@@ -20,6 +20,29 @@ def stale_files(directory: Path) -> list[str]:
     return stale
 
 
+# --check given without a directory: check --output-dir (./crds unless given)
+_SAME_AS_OUTPUT = "\0output-dir"
+
+
+def _check(directory: Path) -> None:
+    names = list(all_crds())
+    if not directory.is_dir() or not any((directory / name).exists() for name in names):
+        what = "no directory" if not directory.is_dir() else "no Driftline CRD files in"
+        where = "" if directory.is_absolute() else f" (in {Path.cwd()})"
+        raise click.UsageError(
+            f"{what} {directory}{where}: --check compares the crds/ directory of "
+            "a Driftline checkout with the CRDs this driftline generates; run it in the "
+            "repository, or name the directory: driftline crds --check DIR"
+        )
+    stale = stale_files(directory)
+    if stale:
+        click.echo(
+            f"out of date in {directory}: {', '.join(stale)}; run `driftline crds`", err=True
+        )
+        sys.exit(1)
+    click.echo(f"{directory}: up to date")
+
+
 @click.command()
 @click.option(
     "--output-dir",
@@ -29,21 +52,25 @@ def stale_files(directory: Path) -> list[str]:
     show_default=True,
     help="Where the CRD files live.",
 )
-@click.option("--check", is_flag=True, help="Exit 1 when the files differ from the models.")
+@click.option(
+    "--check",
+    "check_dir",
+    is_flag=False,
+    flag_value=_SAME_AS_OUTPUT,
+    default=None,
+    metavar="[DIR]",
+    help="Write nothing; exit 1 when the CRD files in DIR (default: --output-dir, ./crds) "
+    "differ from what this driftline's models generate.",
+)
 @click.option("--summary", is_flag=True, help="Print a table of the resources instead of writing.")
-def crds(output_dir: Path, check: bool, summary: bool) -> None:
+def crds(output_dir: Path, check_dir: str | None, summary: bool) -> None:
     """Generate crds/*.yaml from the pydantic models in driftline.api."""
     if summary:
         _print_summary()
         return
-    if check:
-        stale = stale_files(output_dir)
-        if stale:
-            click.echo(
-                f"out of date in {output_dir}: {', '.join(stale)}; run `driftline crds`", err=True
-            )
-            sys.exit(1)
-        click.echo(f"{output_dir}: up to date")
+    if check_dir is not None:
+        directory = output_dir if check_dir == _SAME_AS_OUTPUT else Path(check_dir)
+        _check(directory)
         return
     output_dir.mkdir(parents=True, exist_ok=True)
     for name, document in all_crds().items():

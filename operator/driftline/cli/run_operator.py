@@ -1,4 +1,5 @@
-"""`driftline operator`: the same as `python -m driftline.operator`."""
+"""`driftline operator`: the same as `python -m driftline.operator`, with its own name in
+the usage line."""
 
 from __future__ import annotations
 
@@ -18,6 +19,6 @@ import click
 @click.pass_context
 def operator(ctx: click.Context) -> None:
     """Run the Driftline operator (options: driftline operator --help)."""
-    from driftline.operator import main
+    from driftline.operator import PROG, main
 
-    sys.exit(main(ctx.args))
+    sys.exit(main(ctx.args, prog=PROG))

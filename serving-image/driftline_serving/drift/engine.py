@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,8 @@ from driftline_serving.drift.values import as_float, categorical_column, numeric
 FloatArray = NDArray[np.float64]
 
 SIGNIFICANCE_TESTS = (TestName.KOLMOGOROV_SMIRNOV, TestName.CHI_SQUARE)
+# complete rows the multivariate check needs in a window
+MULTIVARIATE_MIN_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,11 @@ def evaluate(
     lengths = [len(window[name]) for name in profile.schema.names if name in window]
     samples = max(lengths, default=0)
     unknown = tuple(sorted(set(window) - set(profile.schema.names)))
+    multivariate_due = config.multivariate and profile.multivariate is not None
     if samples < config.min_samples:
-        return _not_evaluated(profile, config, samples, invalid_rows, unknown, performance)
+        return _not_evaluated(
+            profile, config, samples, invalid_rows, unknown, performance, multivariate_due
+        )
 
     measured: list[_Measured] = []
     skipped: list[FeatureResult] = []
@@ -109,9 +114,7 @@ def evaluate(
                     tests,
                 )
             )
-    multivariate_job = None
-    if config.multivariate and profile.multivariate is not None:
-        multivariate_job = (_multivariate, profile, window)
+    multivariate_job = (_multivariate, profile, window) if multivariate_due else None
     # the heavy numpy calls (sort, searchsorted, interp) release the GIL, so features are
     # measured on a few threads; results do not depend on the number of threads
     results, multivariate = _run(jobs, multivariate_job, config)
@@ -122,19 +125,26 @@ def evaluate(
             measured.append(result)
 
     outputs: list[_Measured] = []
+    unchecked_outputs: list[FeatureResult] = []  # asked for, but too few valid values
     if config.prediction_drift and predictions is not None and profile.prediction is not None:
         measured_prediction = _measure_categorical(
             profile.prediction, predictions, (TestName.JENSEN_SHANNON,), config
         )
         if isinstance(measured_prediction, _Measured):
             outputs.append(measured_prediction)
+        else:
+            unchecked_outputs.append(_as_output(measured_prediction, "prediction"))
     if config.confidence_drift and confidences is not None and profile.confidence is not None:
         measured_confidence = _measure_numeric(
             profile.confidence, confidences, (TestName.KOLMOGOROV_SMIRNOV,), config
         )
         if isinstance(measured_confidence, _Measured):
             outputs.append(measured_confidence)
+        else:
+            unchecked_outputs.append(_as_output(measured_confidence, "confidence"))
 
+    multivariate_reason = multivariate if isinstance(multivariate, str) else None
+    multivariate = None if isinstance(multivariate, str) else multivariate
     family = [m.p_value for m in measured] + [m.p_value for m in outputs]
     if multivariate is not None:
         family.append(multivariate.p_value)
@@ -144,6 +154,8 @@ def evaluate(
         _decide(m, adjusted[len(measured) + i], config) for i, m in enumerate(outputs)
     ]
     multivariate_report = None
+    if multivariate_reason is not None:
+        multivariate_report = MultivariateReport.not_checked(multivariate_reason)
     if multivariate is not None:
         corrected = adjusted[-1]
         multivariate_report = MultivariateReport(
@@ -162,8 +174,9 @@ def evaluate(
     share = drifted / total if total else 0.0
     multivariate_drifted = bool(multivariate_report and multivariate_report.drifted)
     is_drifted = dataset_drifted(drifted, total, config.dataset_drift_share, multivariate_drifted)
-    prediction = next((r for r in output_results if r.type == "prediction"), None)
-    confidence = next((r for r in output_results if r.type == "confidence"), None)
+    every_output = [*output_results, *unchecked_outputs]
+    prediction = next((r for r in every_output if r.type == "prediction"), None)
+    confidence = next((r for r in every_output if r.type == "confidence"), None)
     outputs_drifted = any(r.drifted for r in output_results)
     level = severity(
         SeverityInputs(
@@ -200,7 +213,7 @@ def _is_column(values: Any) -> bool:
 
 def _run(
     jobs: list[Any], multivariate_job: Any, config: DriftConfig
-) -> tuple[list[_Measured | FeatureResult], mv.MultivariateResult | None]:
+) -> tuple[list[_Measured | FeatureResult], mv.MultivariateResult | str | None]:
     def measure(job: Any) -> _Measured | FeatureResult:
         function, reference, values, tests = job
         result: _Measured | FeatureResult = function(reference, values, tests, config)
@@ -248,9 +261,11 @@ def _not_evaluated(
     invalid_rows: int,
     unknown: tuple[str, ...],
     performance: PerformanceResult | None,
+    multivariate_due: bool,
 ) -> DriftReport:
     note = f"{samples} samples in the window; {config.min_samples} needed before a verdict"
     features = tuple(_skipped(f.name, f.type, note) for f in profile.schema.features)
+    multivariate = MultivariateReport.not_checked(note) if multivariate_due else None
     dropped = bool(performance and performance.dropped)
     return DriftReport(
         samples=samples,
@@ -262,11 +277,17 @@ def _not_evaluated(
         severity=Severity.HIGH if dropped else Severity.NONE,
         significance=config.significance,
         correction=config.correction.value,
+        multivariate=multivariate,
         performance=performance,
         invalid_rows=invalid_rows,
         unknown_columns=unknown,
         note=note,
     )
+
+
+def _as_output(skipped: FeatureResult, kind: str) -> FeatureResult:
+    """A skipped prediction or confidence check, typed like a measured one."""
+    return replace(skipped, type=kind)
 
 
 def _skipped(
@@ -468,15 +489,17 @@ def _decide(measured: _Measured, corrected_p: float, config: DriftConfig) -> Fea
     )
 
 
-def _multivariate(profile: Profile, window: Mapping[str, Any]) -> mv.MultivariateResult | None:
+def _multivariate(profile: Profile, window: Mapping[str, Any]) -> mv.MultivariateResult | str:
+    """The check's result, or why it cannot be made."""
     model = profile.multivariate
     assert model is not None
-    if any(name not in window for name in model.features):
-        return None
+    absent = [name for name in model.features if name not in window]
+    if absent:
+        return f"no column in the window for {', '.join(absent)}"
     columns = [window[name] for name in model.features]
     rows = len(columns[0])
     if any(len(c) != rows for c in columns):
-        return None
+        return "the window's columns differ in length"
     # subsample before the transform: its cost grows with the rows
     take = None
     if rows > mv.MAX_WINDOW_ROWS:
@@ -485,9 +508,13 @@ def _multivariate(profile: Profile, window: Mapping[str, Any]) -> mv.Multivariat
         [as_float(np.asarray(c) if take is None else np.asarray(c)[take])[0] for c in columns]
     )
     raw = raw[np.all(np.isfinite(raw), axis=1)]
-    if raw.shape[0] < 20:
-        return None
+    if raw.shape[0] < MULTIVARIATE_MIN_ROWS:
+        return (
+            f"{raw.shape[0]} rows with a finite number in every feature of the check "
+            f"({', '.join(model.features)}); {MULTIVARIATE_MIN_ROWS} needed"
+        )
     scores = np.column_stack(
         [profile.numeric[name].normal_scores(raw[:, k]) for k, name in enumerate(model.features)]
     )
-    return mv.evaluate(model, scores)
+    result = mv.evaluate(model, scores)
+    return result if result is not None else f"{raw.shape[0]} complete rows; too few"

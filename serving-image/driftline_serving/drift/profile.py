@@ -413,6 +413,13 @@ def load_profile(path: str | Path) -> Profile:
 
 
 def from_bytes(data: bytes, source: str = "profile") -> Profile:
+    # A profile is an NPZ, which is a zip archive. Anything else is refused here, before
+    # numpy guesses at it (it would suggest loading it "unsafely" with allow_pickle).
+    if not data.startswith(b"PK\x03\x04"):
+        raise ProfileError(
+            f"{source} is not a driftline profile: not an NPZ archive (a profile is the "
+            "file that `driftline profile` writes)"
+        )
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}

@@ -9,7 +9,8 @@ back as fixed-width unicode arrays (missing values as ""), numbers as float64 or
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,26 @@ def detect_format(path: str | Path) -> str:
     raise ReadError(f"{path}: unknown data format {suffix!r} (expected .csv, .parquet or .npz)")
 
 
+@dataclass(frozen=True)
+class Extent:
+    """How much a read has to go through, in the unit its progress is reported in."""
+
+    total: int | None
+    unit: str  # "rows", or "B" for CSV, whose rows are not known without reading it
+
+
+def extent(path: str | Path, file_format: str | None = None) -> Extent:
+    """The size of a read up front, from metadata only: rows of Parquet and NPZ, bytes
+    of CSV (counting its rows would read it twice)."""
+    file_format = file_format or detect_format(path)
+    if file_format == "csv":
+        try:
+            return Extent(Path(path).stat().st_size, "B")
+        except OSError:
+            return Extent(None, "B")
+    return Extent(count_rows(path, file_format), "rows")
+
+
 def count_rows(path: str | Path, file_format: str | None = None) -> int | None:
     """Rows in the file when that is cheap to know (Parquet, NPZ); None for CSV."""
     file_format = file_format or detect_format(path)
@@ -66,28 +87,67 @@ def read_chunks(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     file_format: str | None = None,
     text_types: dict[str, str] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> Iterator[Chunk]:
     """Chunks of the file. `text_types` (column -> "numeric" or "categorical") fixes
     the types of CSV columns, which a streaming reader otherwise infers from the first
-    block alone (an integer-looking first block would make a later "1.5" an error)."""
+    block alone (an integer-looking first block would make a later "1.5" an error).
+    `progress` is called with the amount read since its last call, in the unit of
+    `extent()`: bytes for CSV, rows otherwise."""
     file_format = file_format or detect_format(path)
     if not Path(path).exists():
         raise ReadError(f"{path}: no such file")
+    report = progress or _ignore
     if file_format == "csv":
-        return _csv_chunks(path, columns, chunk_rows, text_types or {})
+        return _csv_chunks(path, columns, chunk_rows, text_types or {}, report)
     if file_format == "parquet":
-        return _parquet_chunks(path, columns, chunk_rows)
+        return _parquet_chunks(path, columns, chunk_rows, report)
     if file_format == "npz":
-        return _npz_chunks(path, columns, chunk_rows)
+        return _npz_chunks(path, columns, chunk_rows, report)
     raise ReadError(f"unknown data format {file_format!r} (expected one of {', '.join(FORMATS)})")
 
 
 def read_all(
     path: str | Path, columns: list[str] | None = None, file_format: str | None = None
 ) -> Chunk:
-    """The whole file as one chunk: for windows, which are small."""
+    """The whole file as one chunk (types as the file gives or a reader infers them)."""
+    return _concatenate(read_chunks(path, columns, DEFAULT_CHUNK_ROWS, file_format))
+
+
+@dataclass(frozen=True)
+class Window:
+    columns: Chunk
+    invalid_rows: int = 0  # CSV rows of the wrong width, skipped
+
+
+def read_window(
+    path: str | Path, types: Mapping[str, str], file_format: str | None = None
+) -> Window:
+    """A window to evaluate, whole: every column of the file, and no value can fail it.
+
+    `types` (feature -> "numeric" or "categorical") come from the profile. A CSV reader
+    would otherwise infer each column's type from its first block and fail on a later
+    value that does not fit ('abc' at row 9,000 of a numeric column), while the same
+    value at row 10 would make the column text. So every CSV column is read as text:
+    the engine parses numeric features and counts what is not a number, wherever it is,
+    and the spellings of a missing value that the CSV reader knows ("", "NA", "null",
+    ...) count as missing in numeric features. A row of the wrong width is skipped and
+    counted. Parquet and NPZ carry their types.
+    """
+    file_format = file_format or detect_format(path)
+    if file_format != "csv":
+        return Window(read_all(path, file_format=file_format))
+    if not Path(path).exists():
+        raise ReadError(f"{path}: no such file")
+    numeric = {name for name, kind in types.items() if kind == "numeric"}
+    skipped: list[int] = []
+    columns = _concatenate(_csv_text_chunks(path, numeric, skipped))
+    return Window(columns, len(skipped))
+
+
+def _concatenate(chunks: Iterator[Chunk]) -> Chunk:
     parts: dict[str, list[NDArray[Any]]] = {}
-    for chunk in read_chunks(path, columns, DEFAULT_CHUNK_ROWS, file_format):
+    for chunk in chunks:
         for name, values in chunk.items():
             parts.setdefault(name, []).append(values)
     return {name: np.concatenate(values) for name, values in parts.items()}
@@ -117,18 +177,26 @@ def _select(table_columns: list[str], wanted: list[str] | None, path: str | Path
     return wanted
 
 
+def _ignore(amount: int) -> None:
+    pass
+
+
 def _csv_chunks(
-    path: str | Path, columns: list[str] | None, chunk_rows: int, text_types: dict[str, str]
+    path: str | Path,
+    columns: list[str] | None,
+    chunk_rows: int,
+    text_types: dict[str, str],
+    progress: Callable[[int], object],
 ) -> Iterator[Chunk]:
     arrow_types = {
         name: pa.float64() if kind == "numeric" else pa.string()
         for name, kind in text_types.items()
     }
 
-    def open_reader(include: list[str]) -> pcsv.CSVStreamingReader:
+    def open_reader(source: str | Path | pa.NativeFile, include: list[str]) -> Any:
         try:
             return pcsv.open_csv(
-                path,
+                source,
                 read_options=pcsv.ReadOptions(block_size=1 << 22),
                 convert_options=pcsv.ConvertOptions(
                     strings_can_be_null=False,
@@ -139,27 +207,80 @@ def _csv_chunks(
         except (pa.ArrowException, OSError) as error:
             raise ReadError(f"{path}: cannot read CSV ({error})") from None
 
-    reader = open_reader([])
-    names = _select(reader.schema.names, columns, path)
-    if columns is not None:
-        # only the wanted columns are parsed
-        reader = open_reader(names)
-    types = {field.name: field.type for field in reader.schema}
+    names = _select(open_reader(path, []).schema.names, columns, path)
+    # only the wanted columns are parsed; the file's position tells the progress
+    with pa.OSFile(str(path)) as source:
+        reader = open_reader(source, names)
+        types = {field.name: field.type for field in reader.schema}
+        position = 0
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                progress(Path(path).stat().st_size - position)
+                return
+            except pa.ArrowInvalid as error:
+                # a value that does not fit its column's type (given or inferred)
+                raise ReadError(f"{path}: CSV value does not fit its column ({error})") from None
+            read = source.tell()
+            yield from _slices(batch, names, types, chunk_rows)
+            # counted once the consumer is done with it (a generator resumes only then)
+            progress(read - position)
+            position = read
+
+
+def _slices(
+    batch: pa.RecordBatch, names: list[str], types: dict[str, pa.DataType], chunk_rows: int
+) -> Iterator[Chunk]:
+    for start in range(0, batch.num_rows, chunk_rows):
+        part = batch.slice(start, chunk_rows)
+        yield {name: _column_to_numpy(part.column(name).cast(types[name])) for name in names}
+
+
+def _csv_text_chunks(path: str | Path, numeric: set[str], skipped: list[int]) -> Iterator[Chunk]:
+    """Every column as text, never inferred; in `numeric` columns, missing values as "".
+    Rows of the wrong width are skipped; their line numbers are appended to `skipped`."""
+    missing = pa.array(pcsv.ConvertOptions().null_values, pa.string())
+
+    def skip(row: Any) -> str:
+        skipped.append(row.number if row.number is not None else -1)
+        return "skip"
+
+    def open_reader(column_types: dict[str, pa.DataType]) -> pcsv.CSVStreamingReader:
+        try:
+            return pcsv.open_csv(
+                path,
+                read_options=pcsv.ReadOptions(block_size=1 << 22),
+                parse_options=pcsv.ParseOptions(invalid_row_handler=skip),
+                convert_options=pcsv.ConvertOptions(
+                    strings_can_be_null=False, column_types=column_types
+                ),
+            )
+        except (pa.ArrowException, OSError) as error:
+            raise ReadError(f"{path}: cannot read CSV ({error})") from None
+
+    # the header names the columns; the second reader reads them all as text
+    names = open_reader({}).schema.names
+    reader = open_reader(dict.fromkeys(names, pa.string()))
     while True:
         try:
             batch = reader.read_next_batch()
         except StopIteration:
             return
         except pa.ArrowInvalid as error:
-            # a value that does not fit its column's type (given or inferred)
-            raise ReadError(f"{path}: CSV value does not fit its column ({error})") from None
-        for start in range(0, batch.num_rows, chunk_rows):
-            part = batch.slice(start, chunk_rows)
-            yield {name: _column_to_numpy(part.column(name).cast(types[name])) for name in names}
+            # only the file's structure is left to fail (an unterminated quote)
+            raise ReadError(f"{path}: cannot read CSV ({error})") from None
+        chunk: Chunk = {}
+        for name in names:
+            column = batch.column(name)
+            if name in numeric:
+                column = pc.if_else(pc.is_in(column, value_set=missing), "", column)
+            chunk[name] = _column_to_numpy(column)
+        yield chunk
 
 
 def _parquet_chunks(
-    path: str | Path, columns: list[str] | None, chunk_rows: int
+    path: str | Path, columns: list[str] | None, chunk_rows: int, progress: Callable[[int], object]
 ) -> Iterator[Chunk]:
     try:
         # no pre-buffering: with it, pyarrow keeps every row group it has read (1 GB for
@@ -170,9 +291,12 @@ def _parquet_chunks(
     names = _select(parquet.schema_arrow.names, columns, path)
     for batch in parquet.iter_batches(batch_size=chunk_rows, columns=names):
         yield {name: _column_to_numpy(batch.column(name)) for name in names}
+        progress(batch.num_rows)
 
 
-def _npz_chunks(path: str | Path, columns: list[str] | None, chunk_rows: int) -> Iterator[Chunk]:
+def _npz_chunks(
+    path: str | Path, columns: list[str] | None, chunk_rows: int, progress: Callable[[int], object]
+) -> Iterator[Chunk]:
     """Stream every member in step: each is a 1-D .npy read sequentially from the zip
     (stored or deflated), so only one chunk of each array is in memory at a time."""
     try:
@@ -198,6 +322,7 @@ def _npz_chunks(path: str | Path, columns: list[str] | None, chunk_rows: int) ->
                 name: np.frombuffer(stream.read(rows * dtype.itemsize), dtype=dtype, count=rows)
                 for name, stream, dtype in streams
             }
+            progress(rows)
 
 
 def _npy_header(stream: Any, name: str, path: str | Path) -> tuple[tuple[int, ...], np.dtype[Any]]:

@@ -19,14 +19,19 @@ def _number(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
+NOT_CHECKED = "not checked"
+# names listed in the summary line before "and N more"
+SUMMARY_NAMES = 10
+
+
 def _row(result: FeatureResult) -> list[str]:
-    verdict = "n/a" if result.note else "DRIFT" if result.drifted else "ok"
+    verdict = NOT_CHECKED if not result.checked else "DRIFT" if result.drifted else "ok"
     scores = ", ".join(
         f"{t.test}={_number(t.score, 3)}" for t in result.tests if t.score is not None
     )
     invalid = result.invalid
-    problems = []
-    if invalid.absent:
+    problems = [result.note] if result.note else []  # first: why there is no verdict
+    if invalid.absent and not result.note:
         problems.append("absent")
     if invalid.dropped:
         problems.append(f"{invalid.dropped} invalid")
@@ -41,8 +46,23 @@ def _row(result: FeatureResult) -> list[str]:
         _number(result.effect_size),
         scores or "-",
         verdict,
-        "; ".join(problems) or (result.note or ""),
+        "; ".join(problems),
     ]
+
+
+def _summary_of_checks(report: DriftReport) -> str:
+    """'98 of 100 features checked, 2 not checked: a (reason), b (reason)'."""
+    total = len(report.features)
+    checked = report.checked_features
+    text = f"{checked} of {total} features checked"
+    missed = [(f.feature, f.note) for f in report.features if f.note is not None]
+    if not missed:
+        return text
+    if report.note and all(note == report.note for _, note in missed):
+        return f"{text}, {len(missed)} not checked: {report.note}"
+    listed = ", ".join(f"{name} ({note})" for name, note in missed[:SUMMARY_NAMES])
+    more = f", and {len(missed) - SUMMARY_NAMES} more" if len(missed) > SUMMARY_NAMES else ""
+    return f"{text}, {len(missed)} not checked: {listed}{more}"
 
 
 def to_table(report: DriftReport) -> str:
@@ -71,8 +91,10 @@ def to_table(report: DriftReport) -> str:
         for row in rows
     ]
     lines.append("")
-    if report.multivariate is not None:
-        mv = report.multivariate
+    mv = report.multivariate
+    if mv is not None and mv.note is not None:
+        lines.append(f"multivariate: {NOT_CHECKED}: {mv.note}")
+    elif mv is not None and mv.pair is not None and mv.correlation_change is not None:
         lines.append(
             f"multivariate: pair {mv.pair[0]} / {mv.pair[1]}, correlation change "
             f"{mv.correlation_change:+.3f}, p (corr.) {_number(mv.p_value)}, "
@@ -95,9 +117,18 @@ def to_table(report: DriftReport) -> str:
     )
     if report.note:
         lines.append(f"note: {report.note}")
+    lines.append(_summary_of_checks(report))
     lines.append(
         f"dataset: {'DRIFTED' if report.dataset_drifted else 'no drift'} "
-        f"({report.drifted_features} of {len(report.features)} features, "
+        f"({report.drifted_features} of {report.checked_features} checked features drifted, "
         f"{report.correction} at {report.significance}); severity: {report.severity.value}"
     )
+    if not report.complete:
+        names = ", ".join(name for name, _ in report.not_checked[:SUMMARY_NAMES])
+        more = len(report.not_checked) - SUMMARY_NAMES
+        lines.append(
+            f"incomplete: {len(report.not_checked)} checks got no verdict ({names}"
+            f"{f', and {more} more' if more > 0 else ''}); what was not checked cannot "
+            "show drift"
+        )
     return "\n".join(lines)

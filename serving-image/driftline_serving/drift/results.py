@@ -73,10 +73,16 @@ class FeatureResult:
     invalid: InvalidCounts = field(default_factory=InvalidCounts)
     note: str | None = None  # why there is no verdict, when there is none
 
+    @property
+    def checked(self) -> bool:
+        """Whether the feature got a verdict; `note` says why not."""
+        return self.note is None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "feature": self.feature,
             "type": self.type,
+            "checked": self.checked,
             "test": self.test,
             "statistic": _finite(self.statistic),
             "pValue": _finite(self.p_value),
@@ -92,22 +98,35 @@ class FeatureResult:
 
 @dataclass(frozen=True)
 class MultivariateReport:
-    statistic: float
-    p_value: float  # corrected
+    """The multivariate check's result, or, with a `note`, why it could not be made."""
+
+    statistic: float | None
+    p_value: float | None  # corrected
     drifted: bool
-    pair: tuple[str, str]
-    correlation_change: float
+    pair: tuple[str, str] | None
+    correlation_change: float | None
     rows: int
+    note: str | None = None  # why there is no verdict, when there is none
+
+    @classmethod
+    def not_checked(cls, reason: str) -> MultivariateReport:
+        return cls(None, None, False, None, None, 0, reason)
+
+    @property
+    def checked(self) -> bool:
+        return self.note is None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "test": "NormalScoreCorrelation",
+            "checked": self.checked,
             "statistic": _finite(self.statistic),
             "pValue": _finite(self.p_value),
             "drifted": self.drifted,
-            "pair": list(self.pair),
+            "pair": list(self.pair) if self.pair else None,
             "correlationChange": _finite(self.correlation_change),
             "rows": self.rows,
+            "note": self.note,
         }
 
 
@@ -155,12 +174,35 @@ class DriftReport:
     unknown_columns: tuple[str, ...] = ()  # window columns the profile does not know
     note: str | None = None
 
+    @property
+    def checked_features(self) -> int:
+        return sum(f.checked for f in self.features)
+
+    @property
+    def not_checked(self) -> tuple[tuple[str, str], ...]:
+        """(name, reason) of every check that was due and got no verdict: features, the
+        multivariate check, and the prediction and confidence checks that were asked for."""
+        due = [*self.features, *(r for r in (self.prediction, self.confidence) if r)]
+        missed = [(r.feature, r.note) for r in due if r.note is not None]
+        if self.multivariate is not None and self.multivariate.note is not None:
+            missed.append(("multivariate", self.multivariate.note))
+        return tuple(missed)
+
+    @property
+    def complete(self) -> bool:
+        """Every check that was due got a verdict."""
+        return not self.not_checked
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "samples": self.samples,
             "evaluated": self.evaluated,
+            "complete": self.complete,
             "drifted": self.dataset_drifted,
             "severity": self.severity.value,
+            "checkedFeatures": self.checked_features,
+            "totalFeatures": len(self.features),
+            "notChecked": [{"name": name, "reason": reason} for name, reason in self.not_checked],
             "driftedFeatures": self.drifted_features,
             "driftedShare": self.drifted_share,
             "significance": self.significance,
