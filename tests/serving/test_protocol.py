@@ -563,6 +563,8 @@ def test_json_values_must_be_exactly_what_the_datatype_takes(datatype, shape, da
         ("FP32", [2, 2], [[1, 2.5], [3, 4]], [[1, 2.5], [3, 4]]),  # nested exactly
         ("FP32", [1], [10**30], [float(np.float32(1e30))]),  # a large integer is still a number
         ("FP16", [2], [65504, -0.5], [65504, -0.5]),
+        ("FP16", [2], [65519.9, -65519], [65504, -65504]),  # rounds to the largest FP16
+        ("FP32", [1], [3.4028235e38], [float(np.finfo(np.float32).max)]),  # as orjson writes it
         ("UINT64", [2], [2**64 - 1, 0], [2**64 - 1, 0]),
         ("INT8", [2], [-128, 127], [-128, 127]),
         ("BOOL", [2, 1], [[True], [False]], [[True], [False]]),
@@ -812,3 +814,43 @@ def test_non_finite_outputs_are_refused_in_json_and_sent_as_they_are_in_binary()
     np.testing.assert_array_equal(
         np.frombuffer(body[length:], dtype=np.float32).reshape(2, 2), values
     )
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["flat", "nested"])
+@pytest.mark.parametrize(
+    ("datatype", "bad", "message"),
+    [
+        ("FP32", True, "found a boolean at element 437"),
+        ("FP32", None, "element 437 is null"),
+        ("FP32", "1.5", "element 437 is the string '1.5'"),
+        ("FP32", 1e39, "element 437 is 1e+39: out of range for FP32"),
+        ("INT16", 40000, "element 437 is 40000: out of range for INT16"),
+        ("INT16", 2.5, "element 437 is 2.5: INT16 takes only integers"),
+        ("BOOL", 1, "element 437 is 1: BOOL takes only true and false"),
+    ],
+)
+def test_large_tensors_are_checked_in_bulk_as_strictly(datatype, bad, message, nested):
+    """More values than the small-request path takes: numpy's bulk checks, same rules."""
+    filler = True if datatype == "BOOL" else 3
+    values = [filler] * 600
+    # a 0 and a 1 around it, so that the boolean check has candidates to look at
+    values[436], values[438] = (False, True) if datatype == "BOOL" else (0, 1)
+    values[437] = bad
+    data = [values[row * 30 : (row + 1) * 30] for row in range(20)] if nested else values
+    with pytest.raises(ProtocolError) as raised:
+        decode_infer_request(tensor_body(datatype, [20, 30], data))
+    assert f"input 'x': data is not valid {datatype}: {message}" in raised.value.message
+    values[437] = filler
+    good = [values[row * 30 : (row + 1) * 30] for row in range(20)] if nested else values
+    decoded = decode_infer_request(tensor_body(datatype, [20, 30], good)).inputs["x"]
+    assert decoded.shape == (20, 30)
+    assert decoded.ravel().tolist() == values
+
+
+def test_a_boolean_among_many_zeros_and_ones_is_found():
+    one_hot = [[float(column == row % 8) for column in range(8)] for row in range(100)]
+    one_hot[99][7] = True
+    with pytest.raises(ProtocolError, match="found a boolean at element 799"):
+        decode_infer_request(tensor_body("FP32", [100, 8], one_hot))
+    one_hot[99][7] = 1.0
+    assert decode_infer_request(tensor_body("FP32", [100, 8], one_hot)).inputs["x"].sum() == 101

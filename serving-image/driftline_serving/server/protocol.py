@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -169,22 +169,35 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _parameters(holder: dict[str, Any], where: str) -> dict[str, Any]:
+_NO_PARAMETERS: dict[str, Any] = {}
+
+
+def _parameters(holder: dict[str, Any], kind: str, name: str | None = None) -> dict[str, Any]:
+    """A tensor's or the request's 'parameters' object (``kind`` and ``name`` say whose,
+    for the message; formatted only on the error path)."""
     parameters = holder.get("parameters")
     if parameters is None:
-        return {}
-    if not isinstance(parameters, dict):
+        return _NO_PARAMETERS
+    if type(parameters) is not dict:
         raise ProtocolError(
-            f"{where}: 'parameters' must be a JSON object, got {_json_type(parameters)}"
+            f"{_whose(kind, name)}: 'parameters' must be a JSON object, got "
+            f"{_json_type(parameters)}"
         )
     return parameters
 
 
-def _flag(parameters: dict[str, Any], key: str, default: bool, where: str) -> bool:
+def _whose(kind: str, name: str | None) -> str:
+    return kind if name is None else f"{kind} '{name}'"
+
+
+def _flag(
+    parameters: dict[str, Any], key: str, default: bool, kind: str, name: str | None = None
+) -> bool:
     value = parameters.get(key, default)
     if type(value) is not bool:
         raise ProtocolError(
-            f"{where}: parameter '{key}' must be true or false, got {_shorten(repr(value))}"
+            f"{_whose(kind, name)}: parameter '{key}' must be true or false, got "
+            f"{_shorten(repr(value))}"
         )
     return value
 
@@ -335,26 +348,94 @@ def _explain_json_numbers(
     return np.array(values, dtype=dtype).reshape(shape)
 
 
-def _first_boolean(data: list[Any], inferred: np.ndarray) -> bool:
+# Up to this many values, checks run on the Python list itself (set, min, max: C loops
+# with no numpy call overhead); above, numpy reductions over the whole array are cheaper.
+_SMALL = 256
+
+# The largest magnitude that still rounds to a finite value of the type (half an ulp
+# above its largest value rounds to infinity).
+_FINITE_UP_TO: dict[np.dtype[Any], float] = {
+    np.dtype("<f4"): math.nextafter(2.0**128 - 2.0**103, 0.0),
+    np.dtype("<f2"): math.nextafter(65520.0, 0.0),
+}
+
+
+# The JSON value types each kind of datatype takes.
+_JSON_TYPES: dict[str, set[type]] = {
+    "b": {bool},
+    "i": {int},
+    "u": {int},
+    "f": {int, float},
+}
+# The values each type takes (floats: those that round to a finite value).
+_BOUNDS: dict[np.dtype[Any], tuple[float, float]] = {
+    **{dtype: (-limit, limit) for dtype, limit in _FINITE_UP_TO.items()},
+    **{
+        DATATYPE_TO_NUMPY[name]: (
+            int(np.iinfo(DATATYPE_TO_NUMPY[name]).min),
+            int(np.iinfo(DATATYPE_TO_NUMPY[name]).max),
+        )
+        for name in ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
+    },
+}
+
+
+def _small_flat(data: list[Any], inferred: np.ndarray) -> list[Any] | None:
+    """The elements as one flat list when there are few of them, else None."""
+    if inferred.size > _SMALL:
+        return None
+    if inferred.ndim == 1:
+        return data
+    if inferred.ndim == 2:
+        return list(chain.from_iterable(data))
+    return None
+
+
+def _has_boolean(data: list[Any], inferred: np.ndarray, flat: list[Any] | None) -> bool:
     """Whether numpy turned a JSON boolean into 1 or 0 while inferring a numeric array.
 
-    Only elements equal to 0 or 1 can have been booleans, so those few are looked at; when
-    there are many, one C-level pass over the element types decides."""
+    Only elements equal to 0 or 1 can have been booleans: in a large array those few are
+    looked at; when there are many, one C-level pass over the element types decides."""
+    if flat is not None:
+        return bool in set(map(type, flat))
     candidates = np.flatnonzero((inferred == 0) | (inferred == 1))
     if not candidates.size:
         return False
-    flat = data
+    elements = data
     for _ in range(inferred.ndim - 1):
-        flat = list(chain.from_iterable(flat))
+        elements = list(chain.from_iterable(elements))
     if candidates.size > 16:
-        return bool in set(map(type, flat))
-    return any(type(flat[index]) is bool for index in candidates)
+        return bool in set(map(type, elements))
+    return any(type(elements[index]) is bool for index in candidates)
+
+
+def _beyond(inferred: np.ndarray, flat: list[Any] | None, low: float, high: float) -> bool:
+    """Whether any value is below ``low`` or above ``high``."""
+    if not inferred.size:
+        return False
+    if flat is not None:
+        return bool(min(flat) < low or max(flat) > high)
+    return bool(inferred.min() < low or inferred.max() > high)
 
 
 def _decode_json_numbers(
-    data: list[Any], datatype: str, shape: tuple[int, ...], name: str
+    data: list[Any], datatype: str, shape: tuple[int, ...], name: str, booleans: bool = True
 ) -> np.ndarray:
+    """``booleans``: whether the request's JSON may hold a boolean at all (False when the
+    literals true and false appear nowhere in it, which spares the check)."""
     dtype = DATATYPE_TO_NUMPY[datatype]
+    # The usual small request, flat: the element types (one C pass) say at once whether
+    # every value is of a kind the datatype takes. Other element types (nested lists,
+    # which numpy reads below, or bad values) take the general path.
+    if (
+        len(data) <= _SMALL
+        and len(data) == math.prod(shape)
+        and set(map(type, data)) <= _JSON_TYPES[dtype.kind]
+    ):
+        bounds = _BOUNDS.get(dtype)
+        if bounds is None or not data or (bounds[0] <= min(data) and max(data) <= bounds[1]):
+            return np.array(data, dtype=dtype).reshape(shape)
+        return _explain_json_numbers(data, datatype, shape, name)
     try:
         # numpy infers the nesting and the element kind in C: null or strings give an
         # object or string array, uneven nesting an error, and only booleans mixed into
@@ -382,27 +463,22 @@ def _decode_json_numbers(
         if kind != "b":
             return _explain_json_numbers(data, datatype, shape, name)
         return inferred.reshape(shape)
-    if kind == "b" or _first_boolean(data, inferred):
+    flat = _small_flat(data, inferred)
+    if kind == "b" or (booleans and _has_boolean(data, inferred, flat)):
         return _explain_json_numbers(data, datatype, shape, name)
     if dtype.kind == "f":
         if inferred.dtype == dtype:
             return inferred.reshape(shape)  # FP64 from JSON: orjson refuses infinities
-        with np.errstate(over="ignore"):
-            values = inferred.astype(dtype)
-        if not np.isfinite(values).all():
-            index = int(np.flatnonzero(~np.isfinite(values.ravel()))[0])
-            raise _data_error(
-                name,
-                datatype,
-                f"element {index} is {_describe_element(inferred.ravel()[index].item())}: "
-                f"out of range for {datatype}",
-            )
-        return values.reshape(shape)
-    if kind == "f":  # a decimal among integers, or integers too large for int64
+        limit = _FINITE_UP_TO.get(dtype)
+        # checked before the cast, so that numpy never warns about an overflow
+        if limit is not None and _beyond(inferred, flat, -limit, limit):
+            return _explain_json_numbers(data, datatype, shape, name)
+        return inferred.astype(dtype).reshape(shape)
+    if kind == "f":  # a decimal among integers, or integers beyond 64 bits
         return _explain_json_numbers(data, datatype, shape, name)
-    if inferred.dtype != dtype and inferred.size:
+    if inferred.dtype != dtype:
         info = np.iinfo(dtype)
-        if inferred.min() < info.min or inferred.max() > info.max:
+        if _beyond(inferred, flat, info.min, info.max):
             return _explain_json_numbers(data, datatype, shape, name)
     return inferred.astype(dtype, copy=False).reshape(shape)
 
@@ -420,12 +496,14 @@ def _decode_json_bytes(data: list[Any], shape: tuple[int, ...], name: str) -> np
     return array.reshape(shape)
 
 
-def _decode_json_data(data: Any, datatype: str, shape: tuple[int, ...], name: str) -> np.ndarray:
+def _decode_json_data(
+    data: Any, datatype: str, shape: tuple[int, ...], name: str, booleans: bool = True
+) -> np.ndarray:
     if type(data) is not list:
         raise ProtocolError(f"input '{name}': 'data' must be a list, got {_json_type(data)}")
     if datatype == "BYTES":
         return _decode_json_bytes(data, shape, name)
-    return _decode_json_numbers(data, datatype, shape, name)
+    return _decode_json_numbers(data, datatype, shape, name, booleans)
 
 
 def _decode_binary(chunk: memoryview, header: TensorHeader) -> np.ndarray:
@@ -452,8 +530,7 @@ def _decode_binary(chunk: memoryview, header: TensorHeader) -> np.ndarray:
 # --- the request ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class TensorHeader:
+class TensorHeader(NamedTuple):  # a tuple: built per input, and cheaper than a dataclass
     """What an input declares about itself, before its data is decoded."""
 
     name: str
@@ -561,7 +638,11 @@ def decode_infer_request(
                 + ", ".join(DATATYPE_TO_NUMPY)
             )
         shape = _parse_shape(tensor.get("shape"), name)
-        binary_size = _parameters(tensor, f"input '{name}'").get("binary_data_size")
+        binary_size = (
+            None
+            if "parameters" not in tensor
+            else _parameters(tensor, "input", name).get("binary_data_size")
+        )
         if binary_size is not None:
             if "data" in tensor:
                 raise ProtocolError(f"input '{name}' has both 'data' and binary_data_size")
@@ -581,7 +662,7 @@ def decode_infer_request(
             raise ProtocolError(f"input '{name}' has no 'data' and no binary_data_size")
         headers.append(TensorHeader(name, datatype, shape))
 
-    binary_by_default = _flag(
+    binary_by_default = "parameters" in request and _flag(
         _parameters(request, "request"), "binary_data_output", False, "request"
     )
     requested: tuple[RequestedOutput, ...] | None = None
@@ -595,10 +676,10 @@ def decode_infer_request(
             name = output.get("name")
             if not isinstance(name, str) or not name:
                 raise ProtocolError(f"outputs[{position}] must have a non-empty string 'name'")
-            where = f"output '{name}'"
+            parameters = _parameters(output, "output", name)
             parsed.append(
                 RequestedOutput(
-                    name, _flag(_parameters(output, where), "binary_data", binary_by_default, where)
+                    name, _flag(parameters, "binary_data", binary_by_default, "output", name)
                 )
             )
         requested = tuple(parsed)
@@ -610,12 +691,15 @@ def decode_infer_request(
     rows = check(headers, requested) if check is not None else -1
 
     binary = memoryview(body)[length:] if length is not None else memoryview(b"")
+    # No true or false anywhere in the JSON (one memory scan): no value can be a boolean.
+    end = len(body) if length is None else length
+    booleans = body.find(b"true", 0, end) != -1 or body.find(b"false", 0, end) != -1
     offset = 0
     inputs: dict[str, np.ndarray] = {}
     declared: dict[str, str] = {}
     for header, (data, binary_size) in zip(headers, sources, strict=True):
         if binary_size is None:
-            array = _decode_json_data(data, header.datatype, header.shape, header.name)
+            array = _decode_json_data(data, header.datatype, header.shape, header.name, booleans)
         else:
             if offset + binary_size > len(binary):
                 raise ProtocolError(
@@ -669,6 +753,7 @@ def encode_infer_response(
     when any output is binary (for the ``Inference-Header-Content-Length`` header)."""
     tensors: list[dict[str, Any]] = []
     blobs: list[bytes] = []
+    floats = False
     for name, array, binary in outputs:
         datatype = datatype_of(array)
         tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
@@ -682,15 +767,20 @@ def encode_infer_response(
                 for item in array.ravel()
             ]
         else:
-            if array.dtype.kind == "f" and not np.isfinite(array).all():
-                raise _non_finite_output(name, array)
             tensor["data"] = array.ravel()  # always C-contiguous, as orjson needs
+            floats = floats or array.dtype.kind == "f"
         tensors.append(tensor)
     document: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     if request_id is not None:
         document["id"] = request_id
     document["outputs"] = tensors
     header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    # orjson writes NaN and infinities as null: a null in the encoded header (rare, and
+    # cheap to look for) sends the float outputs through the exact check.
+    if floats and b"null" in header:
+        for name, array, binary in outputs:
+            if not binary and array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise _non_finite_output(name, array)
     if not blobs:
         return header, None
     return b"".join([header, *blobs]), len(header)
