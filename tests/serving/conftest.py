@@ -55,8 +55,13 @@ class ServerProcess:
     def post(
         self, path: str, body: bytes, headers: dict[str, str] | None = None
     ) -> tuple[int, bytes, dict[str, str]]:
+        # urllib would label the body application/x-www-form-urlencoded, which the
+        # server refuses (415): a request names its type unless the test says otherwise.
         request = urllib.request.Request(
-            self.base + path, data=body, method="POST", headers=headers or {}
+            self.base + path,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", **(headers or {})},
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -182,3 +187,19 @@ def two_input_server(
     server = start_server("pair", f"file://{two_input_file.path}", "--model-version", "3")
     server.wait_ready()
     return server
+
+
+@pytest.fixture(scope="session")
+def lookup_file(model_dir: Path) -> ModelFile:
+    from .extra_models import lookup_model
+
+    path = model_dir / "lookup.onnx"
+    return ModelFile(path, save(lookup_model(), path))
+
+
+@pytest.fixture(scope="session")
+def root_file(model_dir: Path) -> ModelFile:
+    from .extra_models import root_model
+
+    path = model_dir / "root.onnx"
+    return ModelFile(path, save(root_model(), path))

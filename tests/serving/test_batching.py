@@ -218,3 +218,73 @@ async def test_requests_of_different_widths_in_one_burst_run_in_separate_calls()
         results = await asyncio.gather(*narrow, *wide)
     assert [result["y"].shape for result in results] == [(1, 2), (1, 2), (1, 5), (1, 5)]
     assert observer.batches == [(2, 2), (2, 2)]
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.answered: list[tuple[int, int]] = []  # (requests, rows) per hand-off
+
+    def batch_answered(self, batch, inputs, outputs) -> None:
+        self.answered.append((len(batch), len(inputs["x"])))
+
+
+async def test_a_batch_whose_outputs_cannot_be_split_fails_only_the_request_that_causes_it():
+    """A request whose rows make the model drop rows (as an empty request did) cannot
+    take the other requests of its batch down with it: they get their own right answers."""
+
+    def drops_marked_rows(feeds):
+        x = feeds["x"]
+        return {"y": (x * 2)[x[:, 0] != -1]}  # rows marked -1 vanish from the output
+
+    sink = RecordingSink()
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        batcher = DynamicBatcher(
+            drops_marked_rows,
+            executor,
+            max_batch_size=64,
+            max_wait_s=0.0,
+            observer=RecordingObserver(),
+            sinks=(sink,),
+        )
+        good = [np.full((1 + i % 3, 2), i, dtype=np.float32) for i in range(6)]
+        bad = np.full((2, 2), -1, dtype=np.float32)
+        outcomes = await asyncio.gather(
+            *(batcher.infer({"x": x}, len(x)) for x in good[:3]),
+            batcher.infer({"x": bad}, 2),
+            *(batcher.infer({"x": x}, len(x)) for x in good[3:]),
+            return_exceptions=True,
+        )
+    for x, outcome in zip(good, outcomes[:3] + outcomes[4:], strict=True):
+        assert not isinstance(outcome, BaseException), outcome
+        np.testing.assert_array_equal(outcome["y"], x * 2)
+    # Alone, the bad request's output has 0 rows for its 2: its own (odd) answer.
+    assert not isinstance(outcomes[3], BaseException)
+    assert outcomes[3]["y"].shape == (0, 2)
+    # The drift sampler is offered each request that was answered, once.
+    assert sorted(sink.answered) == sorted((1, len(x)) for x in [*good, bad])
+
+
+async def test_a_request_that_makes_the_model_raise_fails_alone_in_its_batch():
+    def refuses_negative(feeds):
+        if (feeds["x"] < 0).any():
+            raise RuntimeError("negative values are out of the model's range")
+        return double(feeds)
+
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        batcher = DynamicBatcher(
+            refuses_negative,
+            executor,
+            max_batch_size=64,
+            max_wait_s=0.0,
+            observer=RecordingObserver(),
+        )
+        outcomes = await asyncio.gather(
+            batcher.infer({"x": np.ones((2, 2), dtype=np.float32)}, 2),
+            batcher.infer({"x": -np.ones((1, 2), dtype=np.float32)}, 1),
+            batcher.infer({"x": np.full((3, 2), 3, dtype=np.float32)}, 3),
+            return_exceptions=True,
+        )
+    assert isinstance(outcomes[1], RuntimeError)
+    assert "out of the model's range" in str(outcomes[1])
+    np.testing.assert_array_equal(outcomes[0]["y"], np.full((2, 2), 2))
+    np.testing.assert_array_equal(outcomes[2]["y"], np.full((3, 2), 6))

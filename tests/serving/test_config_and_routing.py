@@ -41,10 +41,40 @@ def test_environment_fills_in_and_flags_win():
     assert config.drift_flush_ms == 250.0
 
 
+def test_metric_identity_and_request_limits_from_flags_and_environment():
+    defaults = parse_config(REQUIRED, {})
+    # a single server is its model's stable track; the version label falls back to the
+    # served version; one request is bounded well below 100,000 rows
+    assert (defaults.metrics_version, defaults.track) == ("1", "stable")
+    assert (defaults.max_request_rows, defaults.max_request_elements) == (4096, 4 * 1024 * 1024)
+    config = parse_config(
+        [*REQUIRED, "--track", "canary", "--max-request-rows", "64"],
+        {
+            "DRIFTLINE_MODEL_VERSION": "2",
+            "DRIFTLINE_MODEL_VERSION_NAME": "churn-v2",
+            "DRIFTLINE_TRACK": "stable",
+            "DRIFTLINE_MAX_REQUEST_ELEMENTS": "4096",
+        },
+    )
+    assert (config.model_version, config.metrics_version, config.track) == (
+        "2",
+        "churn-v2",
+        "canary",
+    )
+    assert (config.max_request_rows, config.max_request_elements) == (64, 4096)
+
+
 @pytest.mark.parametrize(
     ("argv", "environ", "message"),
     [
         (["--model-uri", "x"], {}, "--model-name (or DRIFTLINE_MODEL_NAME) is required"),
+        ([*REQUIRED, "--max-request-rows", "0"], {}, "max request rows must be at least 1"),
+        (
+            REQUIRED,
+            {"DRIFTLINE_MAX_REQUEST_ELEMENTS": "0"},
+            "max request elements must be at least 1",
+        ),
+        ([*REQUIRED, "--track", " "], {}, "track must not be empty"),
         ([*REQUIRED, "--port", "http"], {}, "--port must be an integer, got 'http'"),
         (REQUIRED, {"DRIFTLINE_GPU": "maybe"}, "DRIFTLINE_GPU must be true or false, got 'maybe'"),
         ([*REQUIRED, "--sha256", "abc"], {}, "sha256 must be 64 hexadecimal characters"),

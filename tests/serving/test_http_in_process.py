@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import zlib
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -221,3 +222,62 @@ async def test_stop_refuses_new_connections_and_reports_not_ready(server):
     assert not server.app.ready
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", port)
+
+
+@pytest.mark.parametrize("encoding", ["deflate", "gzip"])
+async def test_a_truncated_compressed_body_is_a_400_that_says_truncated(server, encoding):
+    whole = zlib.compress(body(2)) if encoding == "deflate" else gzip.compress(body(2))
+    ((status, _, content),) = await raw_exchange(
+        server.port, post(whole[: len(whole) // 2], f"Content-Encoding: {encoding}\r\n")
+    )
+    assert status == "HTTP/1.1 400 Bad Request"
+    assert json.loads(content)["error"].startswith(
+        f"request body is not valid {encoding}: the compressed stream is truncated"
+    )
+    ((status, _, content),) = await raw_exchange(
+        server.port, post(whole + b"tail", f"Content-Encoding: {encoding}\r\n")
+    )
+    assert status == "HTTP/1.1 400 Bad Request"
+    assert "4 bytes follow the end of the compressed stream" in json.loads(content)["error"]
+
+
+async def test_errors_never_echo_a_long_url_and_overlong_urls_are_a_414(server):
+    long_path = INFER + "x" * 6000
+    ((status, _, content),) = await raw_exchange(
+        server.port, f"PUT {long_path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode()
+    )
+    assert status == "HTTP/1.1 404 Not Found"
+    assert len(content) < 400
+    assert f"... ({len(long_path)} characters)" in json.loads(content)["error"]
+
+    query = "?q=" + "y" * 6000
+    ((status, _, content),) = await raw_exchange(
+        server.port, f"GET {INFER}{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    )
+    assert status == "HTTP/1.1 405 Method Not Allowed"
+    assert json.loads(content)["error"] == f"GET is not allowed on {INFER}; use POST"
+
+    huge = "/v2/models/mlp/infer?" + "z" * (8 * 1024 * 1024)
+    ((status, _, content),) = await raw_exchange(
+        server.port, f"GET {huge} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    )
+    assert status == "HTTP/1.1 414 URI Too Long"
+    assert json.loads(content) == {"error": "request URL is longer than 8192 bytes"}
+    ((status, _, _),) = await raw_exchange(server.port, post(body()))
+    assert status == "HTTP/1.1 200 OK"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=utf-16"],
+)
+async def test_a_body_labelled_as_something_else_is_a_415(server, content_type):
+    ((status, _, content),) = await raw_exchange(
+        server.port, post(body(), f"Content-Type: {content_type}\r\n")
+    )
+    assert status == "HTTP/1.1 415 Unsupported Media Type"
+    assert "not accepted" in json.loads(content)["error"]
+    for accepted in ("application/json", "application/json; charset=utf-8", ""):
+        extra = f"Content-Type: {accepted}\r\n" if accepted else ""
+        ((status, _, _),) = await raw_exchange(server.port, post(body(), extra))
+        assert status == "HTTP/1.1 200 OK"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -15,6 +14,8 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from driftline_serving.examples.models import classifier_mlp, numpy_mlp
+
+from .exposition import metric_value
 
 INFER = "/v2/models/mlp/infer"
 
@@ -32,17 +33,6 @@ def good_body(rows: int = 1) -> bytes:
             ]
         }
     ).encode()
-
-
-def metric_value(text: str, name: str, labels: str = "") -> float:
-    pattern = (
-        re.escape(name)
-        + (r"\{" + re.escape(labels) + r"\}" if labels else r"(\{[^}]*\})?")
-        + r" (\S+)"
-    )
-    match = re.search(r"^" + pattern + r"$", text, re.MULTILINE)
-    assert match is not None, f"metric {name}{{{labels}}} not found"
-    return float(match.group(match.lastindex or 1))
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
@@ -258,14 +248,20 @@ def test_metrics_report_outcomes_latency_batches_and_model_info(mlp_server):
         )
         == bad_before + 1
     )
-    assert 'driftline_request_duration_seconds_bucket{le="0.001",model="mlp"}' in text
+    # the labels of every serving series: model, ModelVersion name, track (issue 13)
+    assert (
+        'driftline_request_duration_seconds_bucket{le="0.001",model="mlp",track="stable",version="1"}'
+        in text
+    )
     assert metric_value(text, "driftline_batch_size_rows_count", 'model="mlp"') >= 1
     assert metric_value(text, "driftline_queue_depth", 'model="mlp"') == 0
     assert metric_value(text, "driftline_in_flight_requests", 'model="mlp"') == 0
     assert metric_value(text, "driftline_model_ready", 'model="mlp"') == 1
     assert (
         metric_value(
-            text, "driftline_model_info", 'model="mlp",provider="CPUExecutionProvider",version="1"'
+            text,
+            "driftline_model_info",
+            'model="mlp",model_version="1",provider="CPUExecutionProvider",version="1"',
         )
         == 1
     )

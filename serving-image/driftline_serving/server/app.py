@@ -24,10 +24,11 @@ from driftline_serving.server.metrics import METRICS_CONTENT_TYPE, ServerMetrics
 from driftline_serving.server.model import (
     LoadedModel,
     ModelLoadError,
+    RequestLimits,
+    RequestValidator,
     SessionSettings,
     inline_row_limit,
     load_model,
-    validate_request,
 )
 from driftline_serving.server.observers import (
     FeedbackReceiver,
@@ -39,6 +40,7 @@ from driftline_serving.server.protocol import (
     HEADER_LENGTH_HEADER,
     InferRequest,
     ProtocolError,
+    check_content_type,
     decode_infer_request,
     encode_error,
     encode_infer_response,
@@ -80,10 +82,24 @@ def error_response(status: int, message: str) -> Response:
     return Response(status, encode_error(message))
 
 
+# Paths are echoed in error messages: never more than this of them.
+SHOWN_PATH_CHARACTERS = 200
+
+
+def shown_path(path: str) -> str:
+    """A request path as an error message may quote it: without its query, cut short."""
+    path = path.split("?", 1)[0]
+    if len(path) <= SHOWN_PATH_CHARACTERS:
+        return path
+    return f"{path[:SHOWN_PATH_CHARACTERS]}... ({len(path)} characters)"
+
+
 class ServingApp:
     def __init__(self, config: ServerConfig, observers: Sequence[InferenceObserver] = ()) -> None:
         self.config = config
-        self.metrics = ServerMetrics(config.model_name, config.model_version)
+        self.metrics = ServerMetrics(
+            config.model_name, config.model_version, config.metrics_version, config.track
+        )
         self.all_observers = list(observers)
         # observers that take whole batches (the drift sampler) are handed each answered
         # batch by the batcher; the others are called per request
@@ -95,6 +111,7 @@ class ServingApp:
         self.state = ModelState.LOADING
         self.reason = "model is loading"
         self.model: LoadedModel | None = None
+        self.validator: RequestValidator | None = None
         self.batcher: DynamicBatcher | None = None
         self.draining = False
         self.inline_max_rows = 0
@@ -121,6 +138,10 @@ class ServingApp:
             self._fail(f"unexpected error while loading the model: {error}")
             return
         self.model = model
+        self.validator = RequestValidator(
+            model.signature,
+            RequestLimits(self.config.max_request_rows, self.config.max_request_elements),
+        )
         self.inline_max_rows = (
             self.config.inline_max_rows
             if self.config.inline_max_rows is not None
@@ -153,6 +174,8 @@ class ServingApp:
                     "max_batch_wait_ms": self.config.max_batch_wait_ms,
                     "intra_op_threads": self.intra_op_threads,
                     "inline_max_rows": self.inline_max_rows,
+                    "max_request_rows": self.config.max_request_rows,
+                    "max_request_elements": self.config.max_request_elements,
                 },
             }
         )
@@ -204,23 +227,28 @@ class ServingApp:
         header_length: bytes | None,
         body: bytes,
         reply: Reply,
+        content_type: bytes | None = None,
     ) -> None:
         matched = route(path)
         if matched is None:
-            reply(error_response(404, f"no such endpoint: {method} {path.split('?', 1)[0]}"))
+            reply(error_response(404, f"no such endpoint: {method} {shown_path(path)}"))
             return
         if method != matched.method and not (method == "HEAD" and matched.method == "GET"):
             reply(
                 Response(
                     405,
-                    encode_error(f"{method} is not allowed on {path}; use {matched.method}"),
+                    encode_error(
+                        f"{method} is not allowed on {shown_path(path)}; use {matched.method}"
+                    ),
                     headers=((b"allow", matched.method.encode()),),
                 )
             )
             return
         endpoint = matched.endpoint
         if endpoint is Endpoint.INFER:
-            self._infer(matched.model or "", matched.version, header_length, body, reply)
+            self._infer(
+                matched.model or "", matched.version, header_length, content_type, body, reply
+            )
         elif endpoint is Endpoint.FEEDBACK:
             reply(self._model_problem(matched.model or "", matched.version) or self._feedback(body))
         elif endpoint is Endpoint.LIVE:
@@ -303,6 +331,7 @@ class ServingApp:
         model: str,
         version: str | None,
         header_length: bytes | None,
+        content_type: bytes | None,
         body: bytes,
         reply: Reply,
     ) -> None:
@@ -313,53 +342,76 @@ class ServingApp:
             return
         batcher = self.batcher
         loaded = self.model
-        if self.state is not ModelState.READY or batcher is None or loaded is None:
+        validator = self.validator
+        if (
+            self.state is not ModelState.READY
+            or batcher is None
+            or loaded is None
+            or validator is None
+        ):
             self.metrics.request_refused("unavailable")
             reply(error_response(503, f"model '{model}' is not ready: {self.reason}"))
             return
         started = time.perf_counter()
         metrics = self.metrics
         metrics.request_started()
+        # From here every path ends in exactly one request_finished: the in-flight gauge
+        # and the outcome counters stay true whatever fails.
         try:
-            request = decode_infer_request(body, header_length)
-            rows = validate_request(request, loaded.signature)
+            check_content_type(content_type)
+            request = decode_infer_request(body, header_length, validator)
         except ProtocolError as error:
             reply(error_response(error.status, error.message))
-            metrics.request_finished("bad_request", time.perf_counter() - started)
+            metrics.request_finished(
+                "too_large" if error.status == 413 else "bad_request",
+                time.perf_counter() - started,
+            )
+            return
+        except Exception as error:  # a bug: one 500, counted, and the server goes on
+            log.exception("cannot decode an inference request")
+            reply(error_response(500, f"internal error while reading the request: {error}"))
+            metrics.request_finished("error", time.perf_counter() - started)
             return
 
         def answer(outputs: Outputs | None, error: BaseException | None) -> None:
-            if outputs is None:
-                reply(error_response(500, f"inference failed: {error}"))
-                metrics.request_finished("error", time.perf_counter() - started)
-                return
+            outcome = "error"
             try:
+                if outputs is None:
+                    reply(error_response(500, f"inference failed: {error}"))
+                    return
                 selected = select_outputs(request, outputs, loaded.signature.output_names)
                 payload, json_length = encode_infer_response(
                     self.config.model_name, self.config.model_version, request.request_id, selected
                 )
+                if json_length is None:
+                    reply(Response(200, payload))
+                else:
+                    reply(
+                        Response(
+                            200,
+                            payload,
+                            OCTET_STREAM,
+                            ((HEADER_LENGTH_HEADER.encode(), str(json_length).encode()),),
+                        )
+                    )
+                outcome = "success"
+            except ProtocolError as refused:  # an output JSON cannot carry (NaN)
+                reply(error_response(refused.status, refused.message))
             except Exception as encode_failure:
                 log.exception("cannot encode the response")
                 reply(error_response(500, f"cannot encode the response: {encode_failure}"))
-                metrics.request_finished("error", time.perf_counter() - started)
-                return
-            if json_length is None:
-                reply(Response(200, payload))
-            else:
-                reply(
-                    Response(
-                        200,
-                        payload,
-                        OCTET_STREAM,
-                        ((HEADER_LENGTH_HEADER.encode(), str(json_length).encode()),),
-                    )
-                )
-            elapsed = time.perf_counter() - started
-            metrics.request_finished("success", elapsed)
-            if self.observers:
+            finally:
+                elapsed = time.perf_counter() - started
+                metrics.request_finished(outcome, elapsed)
+            if outcome == "success" and outputs is not None and self.observers:
                 self._notify(request, outputs, elapsed)
 
-        batcher.submit(request.inputs, rows, answer, request.request_id)
+        try:
+            batcher.submit(request.inputs, request.rows, answer, request.request_id)
+        except Exception as error:
+            log.exception("cannot queue an inference request")
+            reply(error_response(500, f"internal error while queueing the request: {error}"))
+            metrics.request_finished("error", time.perf_counter() - started)
 
     def _notify(self, request: InferRequest, outputs: Outputs, elapsed: float) -> None:
         record: InferenceRecord | None = None

@@ -5,6 +5,10 @@ loop keeps reading and parsing requests while the model runs; whatever queued up
 meantime becomes the next batch. With ``max_wait_s == 0`` nothing ever waits on purpose
 (a lone request runs at once); a positive wait holds a partial batch open that long for
 more rows. Each caller gets back exactly its own rows, as views into the batch result.
+
+A request can never change another's answer: when a batch of several requests fails (the
+model raises, or its outputs do not follow the batch's rows and cannot be split), each
+request of it is run again on its own, so only the request that causes the failure fails.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ Outputs = dict[str, np.ndarray]
 log = logging.getLogger(__name__)
 
 Completion = Callable[[Outputs | None, BaseException | None], None]
+# What one batch produced: the merged inputs and outputs (None when the requests had to be
+# run one by one), and per request its outputs or the error it alone caused.
+BatchResult = tuple[Arrays | None, Outputs | None, list[Outputs | BaseException]]
 
 
 class BatchObserver(Protocol):
@@ -208,7 +215,7 @@ class DynamicBatcher:
             # A lone small request while traffic is light (the previous batch was lone
             # too): the thread hand-off would cost more than the model. Under load a
             # lone request still goes to the thread, so the loop keeps reading.
-            future: asyncio.Future[tuple[Arrays, Outputs]] = self._loop.create_future()
+            future: asyncio.Future[BatchResult] = self._loop.create_future()
             try:
                 future.set_result(self._run_batch(batch))
             except Exception as error:
@@ -218,14 +225,31 @@ class DynamicBatcher:
         future = self._loop.run_in_executor(self._executor, self._run_batch, batch)
         future.add_done_callback(lambda done: self._complete(batch, done, started))
 
-    def _run_batch(self, batch: list[PendingRequest]) -> tuple[Arrays, Outputs]:
+    def _run_batch(self, batch: list[PendingRequest]) -> BatchResult:
         merged = merge_inputs(batch)
-        return merged, self._run(merged)
+        if len(batch) == 1:
+            outputs = self._run(merged)
+            return merged, outputs, [outputs]
+        try:
+            outputs = self._run(merged)
+            parts: list[Outputs | BaseException] = list(split_outputs(outputs, batch))
+        except Exception as error:
+            log.warning(
+                "a batch of %d requests failed (%s); running each on its own", len(batch), error
+            )
+            return None, None, [self._run_alone(item) for item in batch]
+        return merged, outputs, parts
+
+    def _run_alone(self, item: PendingRequest) -> Outputs | BaseException:
+        try:
+            return self._run(item.inputs)
+        except Exception as error:
+            return error
 
     def _complete(
         self,
         batch: list[PendingRequest],
-        done: asyncio.Future[tuple[Arrays, Outputs]],
+        done: asyncio.Future[BatchResult],
         started: float,
         dispatch_next_now: bool = True,
     ) -> None:
@@ -233,13 +257,11 @@ class DynamicBatcher:
         rows = sum(item.rows for item in batch)
         self._observer.batch_ran(rows, len(batch), time.perf_counter() - started)
         error = done.exception()
-        parts: list[Outputs] | None = None
+        merged: Arrays | None = None
+        outputs: Outputs | None = None
+        parts: list[Outputs | BaseException] | None = None
         if error is None:
-            merged, outputs = done.result()
-            try:
-                parts = split_outputs(outputs, batch)
-            except RuntimeError as split_error:
-                error = split_error
+            merged, outputs, parts = done.result()
         # Start the next batch before answering: the model works while we encode responses.
         # Requests queued meanwhile have already waited a whole model run, so no timer.
         if self._queue:
@@ -255,12 +277,25 @@ class DynamicBatcher:
                 if parts is None:
                     item.on_done(None, error)
                 else:
-                    item.on_done(parts[index], None)
+                    part = parts[index]
+                    if isinstance(part, BaseException):
+                        item.on_done(None, part)
+                    else:
+                        item.on_done(part, None)
             except Exception:
                 log.exception("answering a batched request failed")
-        if parts is not None:
-            for sink in self._sinks:
-                try:
-                    sink.batch_answered(batch, merged, outputs)
-                except Exception:
-                    log.exception("batch sink %r failed", sink)
+        if parts is None or not self._sinks:
+            return
+        if merged is not None and outputs is not None:
+            self._offer(batch, merged, outputs)
+            return
+        for item, part in zip(batch, parts, strict=True):
+            if not isinstance(part, BaseException):
+                self._offer([item], item.inputs, part)
+
+    def _offer(self, batch: list[PendingRequest], inputs: Arrays, outputs: Outputs) -> None:
+        for sink in self._sinks:
+            try:
+                sink.batch_answered(batch, inputs, outputs)
+            except Exception:
+                log.exception("batch sink %r failed", sink)

@@ -28,6 +28,10 @@ class ServerConfig:
     model_uri: str
     sha256: str | None = None
     model_version: str = "1"
+    # The `version` and `track` labels of every serving metric: the ModelVersion's name
+    # (None: the same as model_version) and the rollout track (stable, canary, preview).
+    model_version_name: str | None = None
+    track: str = "stable"
     host: str = "0.0.0.0"
     port: int = 8080
     max_batch_size: int = 256
@@ -40,6 +44,10 @@ class ServerConfig:
     intra_op_threads: int | None = None
     gpu: bool = False
     max_body_bytes: int = 16 * 1024 * 1024
+    # One request may not have more rows, nor more values over its inputs (413 beyond):
+    # onnxruntime's arena keeps the memory of the largest call it ever made.
+    max_request_rows: int = 4096
+    max_request_elements: int = 4 * 1024 * 1024
     artifact_dir: Path = Path("/tmp/driftline-artifacts")
     drain_timeout_s: float = 30.0
     warm_up: bool = True
@@ -50,13 +58,28 @@ class ServerConfig:
     drift_queue_rows: int = 10_000
     drift_flush_ms: float = 50.0
 
+    @property
+    def metrics_version(self) -> str:
+        """The `version` label: the ModelVersion's name, else the served version."""
+        return self.model_version_name or self.model_version
+
 
 # (option name, type, help). Each option is also read from DRIFTLINE_<NAME upper-cased>.
 _OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("model_name", "str", "name the model is served under (/v2/models/NAME)"),
     ("model_uri", "str", "artifact: file://, a path, https:// or s3://"),
     ("sha256", "str", "expected sha256 of the artifact; refused when it differs"),
-    ("model_version", "str", "version label reported in metadata and metrics"),
+    ("model_version", "str", "version reported in metadata and responses (/versions/V)"),
+    (
+        "model_version_name",
+        "str",
+        "the ModelVersion's name: the `version` label of the metrics (default: --model-version)",
+    ),
+    (
+        "track",
+        "str",
+        "the rollout track (stable, canary, preview): the `track` label of the metrics",
+    ),
     ("host", "str", "address to listen on"),
     ("port", "int", "port to listen on"),
     ("max_batch_size", "int", "most rows in one onnxruntime call (1 disables batching)"),
@@ -69,6 +92,8 @@ _OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("intra_op_threads", "int", "onnxruntime intra-op threads (default: the CPU limit)"),
     ("gpu", "bool", "run on CUDA; without a usable GPU the server stays not ready"),
     ("max_body_bytes", "int", "largest request body accepted (413 above)"),
+    ("max_request_rows", "int", "most rows in one request (413 above)"),
+    ("max_request_elements", "int", "most values over all inputs of one request (413 above)"),
     ("artifact_dir", "path", "where downloaded artifacts are kept"),
     ("drain_timeout_s", "float", "on SIGTERM, how long in-flight requests may take"),
     ("warm_up", "bool", "run the model once before reporting ready"),
@@ -189,6 +214,14 @@ def validate_config(config: ServerConfig) -> ServerConfig:
         raise ConfigError(
             f"drift sample socket must be unix:///path or tcp://host:port, got {config.drift_sample_socket!r}"
         )
+    if config.max_request_rows < 1:
+        raise ConfigError(f"max request rows must be at least 1, got {config.max_request_rows}")
+    if config.max_request_elements < 1:
+        raise ConfigError(
+            f"max request elements must be at least 1, got {config.max_request_elements}"
+        )
+    if not config.track.strip():
+        raise ConfigError("track must not be empty (it is the `track` label of the metrics)")
     if config.max_body_bytes < 1024:
         raise ConfigError(f"max body bytes must be at least 1024, got {config.max_body_bytes}")
     if config.drain_timeout_s < 0:

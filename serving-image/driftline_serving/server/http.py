@@ -31,12 +31,23 @@ _REASONS = {
     404: b"Not Found",
     405: b"Method Not Allowed",
     413: b"Content Too Large",
+    414: b"URI Too Long",
+    415: b"Unsupported Media Type",
+    422: b"Unprocessable Content",
     500: b"Internal Server Error",
     503: b"Service Unavailable",
 }
 _WANTED_HEADERS = frozenset(
-    {b"inference-header-content-length", b"expect", b"content-encoding", b"content-length"}
+    {
+        b"inference-header-content-length",
+        b"expect",
+        b"content-encoding",
+        b"content-length",
+        b"content-type",
+    }
 )
+# Longer request targets are refused with 414; what was read of them is not kept.
+MAX_URL_BYTES = 8192
 
 
 def render_response(response: Response, keep_alive: bool, head_only: bool = False) -> bytes:
@@ -59,13 +70,25 @@ def decode_body(body: bytes, encoding: bytes | None, limit: int) -> bytes:
         return body
     if encoding not in (b"gzip", b"deflate"):
         raise ValueError(f"unsupported content-encoding {encoding.decode(errors='replace')!r}")
+    name = encoding.decode()
     decompressor = zlib.decompressobj(wbits=47)  # 32 + 15: zlib or gzip header, detected
     try:
         data = decompressor.decompress(body, limit + 1)
     except zlib.error as error:
-        raise ValueError(f"request body is not valid {encoding.decode()}: {error}") from None
+        raise ValueError(f"request body is not valid {name}: {error}") from None
     if len(data) > limit:
         raise OverflowError(f"decompressed request body is larger than {limit} bytes")
+    if not decompressor.eof:
+        # zlib hands back what it could decode without complaint: the end is checked here.
+        raise ValueError(
+            f"request body is not valid {name}: the compressed stream is truncated "
+            f"({len(body)} bytes end before the stream does)"
+        )
+    if decompressor.unused_data:
+        raise ValueError(
+            f"request body is not valid {name}: {len(decompressor.unused_data)} bytes follow "
+            "the end of the compressed stream"
+        )
     return data
 
 
@@ -91,6 +114,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _reset_message(self) -> None:
         self._url = b""
+        self._url_too_long = False
         self._headers: dict[bytes, bytes] = {}
         self._body: list[bytes] = []
         self._body_size = 0
@@ -134,6 +158,12 @@ class HttpConnection(asyncio.Protocol):
         self._reset_message()
 
     def on_url(self, url: bytes) -> None:
+        if self._url_too_long:
+            return
+        if len(self._url) + len(url) > MAX_URL_BYTES:
+            self._url_too_long = True
+            self._url = self._url[:256]
+            return
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -176,6 +206,12 @@ class HttpConnection(asyncio.Protocol):
             self._app.metrics.request_refused("too_large")
             self._fill(slot, self._too_large_response())
             return
+        if self._url_too_long:
+            self._app.metrics.request_refused("too_large")
+            self._fill(
+                slot, error_response(414, f"request URL is longer than {MAX_URL_BYTES} bytes")
+            )
+            return
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         encoding = self._headers.get(b"content-encoding")
         if encoding is not None:
@@ -196,10 +232,12 @@ class HttpConnection(asyncio.Protocol):
                 self._headers.get(b"inference-header-content-length"),
                 body,
                 lambda response: self._fill(slot, response),
+                self._headers.get(b"content-type"),
             )
         except Exception as error:  # a bug must cost one request, not the connection
-            log.exception("unhandled error answering %s %r", method, self._url)
+            log.exception("unhandled error answering %s %r", method, self._url[:256])
             if slot[0] is None:
+                self._app.metrics.request_refused("error")
                 self._fill(slot, error_response(500, f"internal error: {error}"))
 
     # --- writing ------------------------------------------------------------------------

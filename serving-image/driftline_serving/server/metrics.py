@@ -40,42 +40,54 @@ OUTCOMES = ("success", "bad_request", "too_large", "not_found", "unavailable", "
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
+# Every series says which model, which ModelVersion and which rollout track it is from, so
+# per-version analysis queries (a canary's error rate against the stable one's) work.
+IDENTITY_LABELS = ("model", "version", "track")
+
+
 class ServerMetrics:
-    def __init__(self, model_name: str, model_version: str) -> None:
+    def __init__(
+        self, model_name: str, model_version: str, version: str | None = None, track: str = "stable"
+    ) -> None:
+        """``model_version``: the served version (/v2/models/M/versions/V); ``version``: the
+        ModelVersion's name for the `version` label (default: ``model_version``)."""
         self.registry = CollectorRegistry(auto_describe=True)
-        labels = {"model": model_name}
+        version = version or model_version
+        labels = {"model": model_name, "version": version, "track": track}
         requests = Counter(
             "driftline_inference_requests",
             "Inference requests by outcome.",
-            ["model", "outcome"],
+            [*IDENTITY_LABELS, "outcome"],
             registry=self.registry,
         )
-        self._outcomes = {outcome: requests.labels(model_name, outcome) for outcome in OUTCOMES}
+        self._outcomes = {
+            outcome: requests.labels(model_name, version, track, outcome) for outcome in OUTCOMES
+        }
         self._request_latency = Histogram(
             "driftline_request_duration_seconds",
             "Time from a complete inference request to its response being written.",
-            ["model"],
+            IDENTITY_LABELS,
             buckets=LATENCY_BUCKETS_S,
             registry=self.registry,
         ).labels(**labels)
         self._batch_latency = Histogram(
             "driftline_batch_inference_duration_seconds",
             "Time of one onnxruntime call for a whole batch, including the thread hand-off.",
-            ["model"],
+            IDENTITY_LABELS,
             buckets=LATENCY_BUCKETS_S,
             registry=self.registry,
         ).labels(**labels)
         self._batch_rows = Histogram(
             "driftline_batch_size_rows",
             "Rows per onnxruntime call.",
-            ["model"],
+            IDENTITY_LABELS,
             buckets=BATCH_SIZE_BUCKETS,
             registry=self.registry,
         ).labels(**labels)
         self._batch_requests = Histogram(
             "driftline_batch_size_requests",
             "Requests merged into one onnxruntime call.",
-            ["model"],
+            IDENTITY_LABELS,
             buckets=BATCH_SIZE_BUCKETS,
             registry=self.registry,
         ).labels(**labels)
@@ -84,29 +96,29 @@ class ServerMetrics:
         Gauge(
             "driftline_queue_depth",
             "Requests waiting for the model.",
-            ["model"],
+            IDENTITY_LABELS,
             registry=self.registry,
         ).labels(**labels).set_function(lambda: self.queue_depth_source())
         Gauge(
             "driftline_in_flight_requests",
             "Inference requests received and not yet answered.",
-            ["model"],
+            IDENTITY_LABELS,
             registry=self.registry,
         ).labels(**labels).set_function(lambda: self.in_flight)
         self._ready = Gauge(
             "driftline_model_ready",
             "1 when the model is loaded, verified and warmed up.",
-            ["model"],
+            IDENTITY_LABELS,
             registry=self.registry,
         ).labels(**labels)
         self._model_info = Gauge(
             "driftline_model_info",
-            "The model being served; the value is always 1.",
-            ["model", "version", "provider"],
+            "The model being served; the value is always 1. model_version: the version in "
+            "the protocol's paths.",
+            [*IDENTITY_LABELS, "model_version", "provider"],
             registry=self.registry,
         )
-        self._model_name = model_name
-        self._model_version = model_version
+        self._identity = (model_name, version, track, model_version)
         self.in_flight = 0
 
     def request_started(self) -> None:
@@ -127,7 +139,7 @@ class ServerMetrics:
         self._batch_latency.observe(seconds)
 
     def model_loaded(self, provider: str) -> None:
-        self._model_info.labels(self._model_name, self._model_version, provider).set(1)
+        self._model_info.labels(*self._identity, provider).set(1)
         self._ready.set(1)
 
     def model_unready(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,7 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from driftline_serving.server.protocol import DATATYPE_TO_NUMPY, InferRequest, ProtocolError
+from driftline_serving.server.protocol import (
+    DATATYPE_TO_NUMPY,
+    InferRequest,
+    ProtocolError,
+    RequestedOutput,
+    TensorHeader,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,32 +103,63 @@ def shape_matches(shape: tuple[int, ...], expected: tuple[int, ...]) -> bool:
     return True
 
 
-def validate_request(request: InferRequest, signature: ModelSignature) -> int:
-    """Check a decoded request against the model; returns its number of rows (batch size).
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    """Per-request bounds (413 beyond them): one request's rows, and its values over all
+    inputs. They bound what one request makes onnxruntime allocate, which its arena keeps."""
+
+    max_rows: int
+    max_elements: int
+
+
+def check_request(
+    headers: Sequence[TensorHeader],
+    requested_outputs: Sequence[RequestedOutput] | None,
+    signature: ModelSignature,
+    limits: RequestLimits | None = None,
+) -> int:
+    """Check what a request declares against the model, before its data is decoded;
+    returns its number of rows (batch size).
 
     Raises ProtocolError naming the exact input and what is wrong with it."""
     expected = signature.inputs_by_name
-    for name in request.inputs:
-        if name not in expected:
+    declared: dict[str, TensorHeader] = {}
+    for header in headers:
+        if header.name not in expected:
             raise ProtocolError(
-                f"unknown input '{name}'; the model's inputs are "
+                f"unknown input '{header.name}'; the model's inputs are "
                 + ", ".join(spec.describe() for spec in signature.inputs)
             )
+        declared[header.name] = header
     rows = -1
+    elements = 0
     for spec in signature.inputs:
-        array = request.inputs.get(spec.name)
-        if array is None:
+        found = declared.get(spec.name)
+        if found is None:
             raise ProtocolError(f"missing input {spec.describe()}")
-        declared = request.declared_datatypes[spec.name]
-        if declared != spec.datatype:
+        header = found
+        if header.datatype != spec.datatype:
             raise ProtocolError(
-                f"input '{spec.name}' has datatype {declared} but the model expects {spec.datatype}"
+                f"input '{spec.name}' has datatype {header.datatype} but the model expects "
+                f"{spec.datatype}"
             )
-        shape = array.shape
+        shape = header.shape
         if not shape_matches(shape, spec.shape):
             raise ProtocolError(
                 f"input '{spec.name}' has shape {list(shape)} but the model expects "
                 f"{list(spec.shape)} (-1 is any size)"
+            )
+        if 0 in shape:
+            # An empty tensor has nothing to answer, and in a batch it would make the
+            # outputs impossible to split between requests.
+            if signature.batchable and shape[0] == 0:
+                raise ProtocolError(
+                    f"input '{spec.name}' has shape {list(shape)}: 0 rows; a request needs at "
+                    "least one row"
+                )
+            raise ProtocolError(
+                f"input '{spec.name}' has shape {list(shape)}, which holds no values; every "
+                "input needs at least one value"
             )
         if signature.batchable:
             if rows == -1:
@@ -131,15 +169,56 @@ def validate_request(request: InferRequest, signature: ModelSignature) -> int:
                     f"inputs disagree on the batch dimension: '{spec.name}' has {shape[0]} rows, "
                     f"earlier inputs have {rows}"
                 )
-    if request.requested_outputs is not None:
+        elements += math.prod(shape)
+    if limits is not None:
+        if rows > limits.max_rows:
+            raise ProtocolError(
+                f"request has {rows} rows; this server takes at most {limits.max_rows} rows "
+                "per request (--max-request-rows): split it into smaller requests",
+                413,
+            )
+        if elements > limits.max_elements:
+            raise ProtocolError(
+                f"request has {elements} values over its inputs; this server takes at most "
+                f"{limits.max_elements} per request (--max-request-elements): split it",
+                413,
+            )
+    if requested_outputs is not None:
         names = signature.output_names
-        for wanted in request.requested_outputs:
+        for wanted in requested_outputs:
             if wanted.name not in names:
                 raise ProtocolError(
                     f"requested output '{wanted.name}' does not exist; the model's outputs are "
                     + ", ".join(spec.describe() for spec in signature.outputs)
                 )
     return max(rows, 1)
+
+
+class RequestValidator:
+    """``check_request`` bound to one model and its limits: the ``check`` that
+    ``decode_infer_request`` runs before decoding any data."""
+
+    __slots__ = ("limits", "signature")
+
+    def __init__(self, signature: ModelSignature, limits: RequestLimits | None) -> None:
+        self.signature = signature
+        self.limits = limits
+
+    def __call__(
+        self,
+        headers: Sequence[TensorHeader],
+        requested_outputs: Sequence[RequestedOutput] | None,
+    ) -> int:
+        return check_request(headers, requested_outputs, self.signature, self.limits)
+
+
+def validate_request(request: InferRequest, signature: ModelSignature) -> int:
+    """Check an already decoded request against the model; returns its number of rows."""
+    headers = [
+        TensorHeader(name, request.declared_datatypes[name], array.shape)
+        for name, array in request.inputs.items()
+    ]
+    return check_request(headers, request.requested_outputs, signature)
 
 
 def inline_row_limit(warm_up_seconds: dict[int, float], budget_s: float) -> int:
@@ -228,6 +307,16 @@ class LoadedModel:
         return timings
 
 
+def _load_failure(error: Exception) -> str:
+    """What onnxruntime said, without its error-code preamble; a corrupted file can make
+    its message undecodable, and then the Python binding raises UnicodeDecodeError."""
+    if isinstance(error, UnicodeDecodeError):
+        return "its structure cannot be parsed: the file is damaged or not ONNX"
+    message = str(error)
+    _, marker, rest = message.partition(" failed:")
+    return (rest if marker else message).strip() or type(error).__name__
+
+
 def load_model(
     path: Path, settings: SessionSettings, warm_up_batches: Sequence[int] = (1,)
 ) -> LoadedModel:
@@ -249,7 +338,9 @@ def load_model(
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as error:
-        raise ModelLoadError(f"onnxruntime cannot load {path}: {error}") from error
+        raise ModelLoadError(
+            f"onnxruntime cannot load {path}: it is not a valid ONNX model ({_load_failure(error)})"
+        ) from error
     active = session.get_providers()
     if settings.gpu and (not active or active[0] != CUDA_PROVIDER):
         raise ModelLoadError(
