@@ -51,7 +51,8 @@ def test_the_rendered_job_names_the_termination_log_it_reads(tmp_path):
             "spec": {
                 "model": "churn",
                 "version": "1",
-                "artifact": {"uri": str(tmp_path / "absent.onnx"), "sha256": "0" * 64},
+                # nothing listens on the discard port: the fetch fails at once
+                "artifact": {"uri": "http://127.0.0.1:9/absent.onnx", "sha256": "0" * 64},
             },
         }
     )

@@ -29,7 +29,6 @@ from driftline_serving.evaluator.reference import (
     load_reference,
 )
 from tests.render.conftest import EXAMPLES, load_all, with_uid
-
 from tests.support import free_port, wait_until
 
 from .conftest import NAMESPACE, POLICY, read_policy

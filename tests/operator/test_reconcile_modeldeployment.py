@@ -295,3 +295,32 @@ def test_users_of():
     ]
     assert users_of("v2", bodies) == ["a", "b"]
     assert users_of("v9", bodies) == []
+
+
+@pytest.mark.parametrize(
+    "model",
+    ["ModelDeploymentStatus", "ModelVersionStatus", "DriftPolicyStatus"],
+)
+def test_a_status_field_nobody_declared_fails(model):
+    from pydantic import ValidationError
+
+    import driftline.api as api
+
+    with pytest.raises(ValidationError, match="stableVersoin"):
+        getattr(api, model).model_validate({"stableVersoin": "v2"})
+
+
+def test_decisions_write_only_declared_fields():
+    # A decision computed from a status that carries an undeclared field refuses it, rather
+    # than letting the API server drop it silently (as it prunes undeclared status fields).
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="canaryWieght"):
+        compute_status(
+            md_body(status={"canaryWieght": 10}),
+            target=model_version("v2"),
+            deployments={"stable": deployment("v2")},
+            apply=ApplyOutcome(True),
+            url=None,
+            now=NOW,
+        )

@@ -56,3 +56,26 @@ def test_default_queue_size_is_the_policy_default(cpu_deployment_body, churn_v2,
     policy = DriftPolicy.model_validate(body)
     config = parse_config([], server_environment(cpu_deployment_body, churn_v2, policy))
     assert config.drift_queue_rows == policy.spec.sampling.queue_size == 10_000
+
+
+def test_the_metrics_labels_name_the_model_version_and_track(cpu_deployment_body, churn_v2):
+    """Analysis queries select `version="<ModelVersion name>"` and a track: the rendered
+    server is told both, as the server reads them."""
+    for track in ("stable", "canary"):
+        rendered = render_deployment(
+            cpu_deployment_body,
+            ModelDeployment.model_validate(cpu_deployment_body).spec,
+            track=track,
+            model_version=churn_v2,
+            replicas=1,
+            policy=None,
+            settings=SETTINGS,
+        )
+        (server,) = (
+            c
+            for c in rendered["spec"]["template"]["spec"]["containers"]
+            if c["name"] == SERVER_CONTAINER
+        )
+        config = parse_config([], {e["name"]: e["value"] for e in server["env"] if "value" in e})
+        assert config.metrics_version == churn_v2.metadata["name"] != churn_v2.spec.version
+        assert config.track == track

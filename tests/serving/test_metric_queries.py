@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import threading
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -23,6 +22,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.support import wait_until
 
 from .conftest import ServerProcess, free_port
 from .exposition import metric_value, samples
@@ -274,15 +275,13 @@ class Prometheus:
 
 
 def wait_for(condition: Any, what: str | Callable[[], str], deadline_s: float = 60.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)  # polling interval, not synchronisation
-    raise AssertionError(f"timed out waiting for {what if isinstance(what, str) else what()}")
+    try:
+        wait_until(condition, deadline_s, what="condition", interval_s=0.2, ignore=(OSError,))
+    except AssertionError as timed_out:
+        # `what` may describe the state at the deadline (the last answer), so ask it now.
+        raise AssertionError(
+            f"timed out waiting for {what if isinstance(what, str) else what()}"
+        ) from timed_out
 
 
 @pytest.fixture(scope="module")

@@ -29,9 +29,25 @@ fault injection.
 The pytest fixture and the threaded runner for tests live in tests/apiserver_support.py.
 """
 
-from driftline.apiserver.cluster import Cluster
-from driftline.apiserver.faults import Fault, FaultInjector
-from driftline.apiserver.server import ApiHandler, LocalApiServer
+from importlib import import_module
+from typing import Any
+
+# Imported on first use: `driftline validate` (a plain install, without the apiserver
+# extra) reads the stored built-in schemas from this package without loading the server.
+_EXPORTS = {
+    "ApiHandler": "driftline.apiserver.server",
+    "Cluster": "driftline.apiserver.cluster",
+    "Fault": "driftline.apiserver.faults",
+    "FaultInjector": "driftline.apiserver.faults",
+    "LocalApiServer": "driftline.apiserver.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)
+
 
 __all__ = [
     "ApiHandler",

@@ -103,6 +103,10 @@ def warning_header(text: str) -> str:
     return f'299 - "{quoted}"'
 
 
+# Where a body read before routing is kept on the request (aiohttp requests are mappings).
+READ_BODY = aiohttp.web.RequestKey("driftline.read_body", bytes)
+
+
 def request_too_large(limit: int) -> ApiError:
     return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {limit}")
 
@@ -300,7 +304,9 @@ class ApiHandler(kmock.KubernetesScaffold):
         if verb == "create" and name is None and self.faults.selects_by_name():
             # A create names its object in the body, and a fault may be aimed at that name.
             try:
-                name = (orjson.loads(await raw.read()).get("metadata") or {}).get("name")
+                sent = await read_limited_body(raw, MAX_REQUEST_BODY_BYTES)
+                raw[READ_BODY] = sent  # the stream is spent: _body takes it from here
+                name = (orjson.loads(sent).get("metadata") or {}).get("name")
             except (orjson.JSONDecodeError, AttributeError):
                 name = None
         fault = self.faults.pick(verb, resource.plural, resource.group, route.namespace, name)
@@ -496,7 +502,9 @@ class ApiHandler(kmock.KubernetesScaffold):
 
     @staticmethod
     async def _body(raw: aiohttp.web.BaseRequest, resource: ResourceType) -> Any:
-        data = await read_limited_body(raw, MAX_REQUEST_BODY_BYTES)
+        data = raw.get(READ_BODY)
+        if data is None:
+            data = await read_limited_body(raw, MAX_REQUEST_BODY_BYTES)
         if not data:
             return None
         content_type = (raw.content_type or "").lower()

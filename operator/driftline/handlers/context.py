@@ -57,6 +57,8 @@ class Runtime:
     # the reconcile reads the resource itself instead of writing from a stale copy (which
     # the API would refuse with a conflict). Only spares calls; empty after a restart.
     written: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # Per resource, what its dependents last read of it (see handlers.register).
+    dependents_saw: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
     def indexed_current(self, index: str, kind: str, key: tuple[str, str]) -> dict[str, Any] | None:
         """The indexed body of a resource, or None when it is missing or known to be stale."""

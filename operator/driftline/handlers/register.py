@@ -94,11 +94,29 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         await queue.stop()
 
 
-def _wake(memo: kopf.Memo, kind: str, namespace: str | None, names: Iterable[str]) -> None:
+def _wake(
+    memo: kopf.Memo,
+    kind: str,
+    namespace: str | None,
+    names: Iterable[str],
+    *,
+    delay: float = 0.0,
+) -> None:
     queue: WorkQueue = memo.queue
     for name in names:
         if namespace and name:
-            queue.add(Key(kind, namespace, name))
+            queue.add(Key(kind, namespace, name), delay)
+
+
+def _changed_for_dependents(memo: kopf.Memo, key: tuple[str, ...], signature: Any) -> bool:
+    """Whether what other resources read of this one changed since its last event. Status
+    writes that only the resource itself cares about (usedBy, per-pod drift reports) then
+    wake nobody else. Only spares work: after a restart the first event wakes everyone."""
+    seen: dict[tuple[str, ...], Any] = memo.runtime.dependents_saw
+    if seen.get(key) == signature:
+        return False
+    seen[key] = signature
+    return True
 
 
 # -- what each watch event wakes -----------------------------------------------------
@@ -111,7 +129,8 @@ async def model_deployment_event(
     _wake(memo, MODEL_DEPLOYMENT, namespace, [name])
     # The versions it wants or serves keep their usedBy (and deletion guard) current.
     spec, status = body.get("spec") or {}, body.get("status") or {}
-    _wake(memo, MODEL_VERSION, namespace, indexes.referenced_versions(spec, status))
+    # (After a second, so that a burst of deployment changes costs one usedBy write.)
+    _wake(memo, MODEL_VERSION, namespace, indexes.referenced_versions(spec, status), delay=1.0)
     # Policies that target it report whether their target exists.
     policies = memo.runtime.lookup("policies_by_target", (namespace, name))
     _wake(memo, DRIFT_POLICY, namespace, [p["metadata"]["name"] for p in policies])
@@ -119,16 +138,36 @@ async def model_deployment_event(
 
 @kopf.on.event(GROUP, VERSION, "modelversions")
 async def model_version_event(
-    name: str, namespace: str | None, memo: kopf.Memo, **kwargs: Any
+    body: kopf.Body, type: str | None, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
     _wake(memo, MODEL_VERSION, namespace, [name])
-    users = memo.runtime.lookup("deployments_by_version", (namespace, name))
-    _wake(memo, MODEL_DEPLOYMENT, namespace, users)
+    metadata, status = body.get("metadata", {}), body.get("status") or {}
+    # Deployments read a version's spec, phase and digest (and whether it exists).
+    signature = (
+        type == "DELETED",
+        metadata.get("generation"),
+        status.get("phase"),
+        status.get("digest"),
+    )
+    if _changed_for_dependents(memo, (MODEL_VERSION, namespace or "", name), signature):
+        users = memo.runtime.lookup("deployments_by_version", (namespace, name))
+        _wake(memo, MODEL_DEPLOYMENT, namespace, users)
 
 
 @kopf.on.event(GROUP, VERSION, "driftpolicies")
-async def drift_policy_event(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+async def drift_policy_event(
+    body: kopf.Body, type: str | None, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
     _wake(memo, DRIFT_POLICY, namespace, [name])
+    metadata = body.get("metadata", {})
+    # Deployments read a policy's spec and whether it exists, not its drift reports.
+    signature = (
+        type == "DELETED",
+        metadata.get("generation"),
+        bool(metadata.get("deletionTimestamp")),
+    )
+    if not _changed_for_dependents(memo, (DRIFT_POLICY, namespace or "", name), signature):
+        return
     # A policy that appears, changes target or goes adds or removes a sidecar: every
     # deployment of the namespace looks again (a look that changes nothing costs no call).
     _wake(

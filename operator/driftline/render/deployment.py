@@ -57,6 +57,7 @@ def server_env(
     model_version: ModelVersion,
     policy: DriftPolicy | None,
     settings: RenderSettings,
+    track: str = "stable",
 ) -> list[dict[str, Any]]:
     """DRIFTLINE_* options of `driftline-serve` (see driftline_serving.server.config)."""
     serving = spec.serving
@@ -64,6 +65,10 @@ def server_env(
     env = [
         _env("DRIFTLINE_MODEL_NAME", mv.model),
         _env("DRIFTLINE_MODEL_VERSION", mv.version),
+        # The request metrics' `version` and `track` labels, which analysis queries select
+        # on (`version="{{version}}"` is the ModelVersion's name).
+        _env("DRIFTLINE_MODEL_VERSION_NAME", model_version.metadata["name"]),
+        _env("DRIFTLINE_TRACK", track),
         _env("DRIFTLINE_MODEL_URI", mv.artifact.uri),
         _env("DRIFTLINE_SHA256", mv.artifact.sha256),
         _env("DRIFTLINE_PORT", serving.port),
@@ -103,6 +108,7 @@ def server_container(
     model_version: ModelVersion,
     policy: DriftPolicy | None,
     settings: RenderSettings,
+    track: str = "stable",
 ) -> dict[str, Any]:
     secret = model_version.spec.artifact.secret_ref
     container: dict[str, Any] = {
@@ -110,7 +116,7 @@ def server_container(
         "image": spec.serving.image or settings.serving_image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["driftline-serve"],
-        "env": server_env(spec, model_version, policy, settings),
+        "env": server_env(spec, model_version, policy, settings, track),
         "ports": [{"name": "http", "containerPort": spec.serving.port, "protocol": "TCP"}],
         "readinessProbe": {
             "httpGet": {"path": READY_PATH, "port": "http"},
@@ -284,7 +290,7 @@ def render_deployment(
         **settings.extra_pod_labels,
         lbl.TRAFFIC: "active" if track in lbl.TRAFFIC_TRACKS else "preview",
     }
-    containers = [server_container(spec, model_version, policy, settings)]
+    containers = [server_container(spec, model_version, policy, settings, track)]
     if policy is not None:
         containers.append(
             evaluator_container(
