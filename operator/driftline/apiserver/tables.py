@@ -396,6 +396,12 @@ def _secret(obj: dict[str, Any], now: datetime.datetime) -> Row:
 
 _AGE = ("Age", "string", 0)
 # (group, plural) -> ((column name, type, priority), ...), row function.
+# The wide columns kubectl shows for every kind that runs pods from a template.
+_WORKLOAD_WIDE = (
+    ("Containers", "string", 1),
+    ("Images", "string", 1),
+    ("Selector", "string", 1),
+)
 BUILTIN_PRINTERS: dict[tuple[str, str], Printer] = {
     ("apps", "deployments"): (
         (
@@ -403,9 +409,7 @@ BUILTIN_PRINTERS: dict[tuple[str, str], Printer] = {
             ("Up-to-date", "integer", 0),
             ("Available", "integer", 0),
             _AGE,
-            ("Containers", "string", 1),
-            ("Images", "string", 1),
-            ("Selector", "string", 1),
+            *_WORKLOAD_WIDE,
         ),
         _deployment,
     ),
@@ -415,9 +419,7 @@ BUILTIN_PRINTERS: dict[tuple[str, str], Printer] = {
             ("Current", "integer", 0),
             ("Ready", "integer", 0),
             _AGE,
-            ("Containers", "string", 1),
-            ("Images", "string", 1),
-            ("Selector", "string", 1),
+            *_WORKLOAD_WIDE,
         ),
         _replicaset,
     ),
@@ -427,9 +429,7 @@ BUILTIN_PRINTERS: dict[tuple[str, str], Printer] = {
             ("Completions", "string", 0),
             ("Duration", "string", 0),
             _AGE,
-            ("Containers", "string", 1),
-            ("Images", "string", 1),
-            ("Selector", "string", 1),
+            *_WORKLOAD_WIDE,
         ),
         _job,
     ),

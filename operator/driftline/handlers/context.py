@@ -71,6 +71,18 @@ class Runtime:
             return body
         return None
 
+    def read(
+        self, index: str, api_version: str, kind: str, namespace: str, name: str, *, fresh: bool
+    ) -> dict[str, Any] | None:
+        """The resource a reconcile is about: the index's copy, or the API's own when
+        `fresh` (a retry after a conflict) or when the index has not shown our last write."""
+        key = (namespace, name)
+        body = None if fresh else self.indexed_current(index, kind, key)
+        if body is None:
+            body = self.kube.get(api_version, kind, namespace, name)
+            self.note_read(kind, key, body)
+        return body
+
     def remember_write(self, kind: str, key: tuple[str, str], resource_version: str) -> None:
         self.written[(kind, *key)] = resource_version
 

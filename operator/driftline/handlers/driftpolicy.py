@@ -36,12 +36,7 @@ def _live_pods(runtime: Runtime, body: dict[str, Any], target: str) -> Collectio
 def gather(
     runtime: Runtime, namespace: str, name: str, *, fresh: bool
 ) -> DriftPolicyObserved | None:
-    body: dict[str, Any] | None = (
-        None if fresh else runtime.indexed_current("drift_policies", KIND, (namespace, name))
-    )
-    if body is None:
-        body = runtime.kube.get(API_VERSION, KIND, namespace, name)
-        runtime.note_read(KIND, (namespace, name), body)
+    body = runtime.read("drift_policies", API_VERSION, KIND, namespace, name, fresh=fresh)
     if body is None or body["metadata"].get("deletionTimestamp"):
         runtime.pods_listed_at.pop((namespace, name), None)
         return None

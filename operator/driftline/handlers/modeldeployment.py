@@ -26,12 +26,7 @@ def gather(
     """What one reconcile needs, from kopf's indexes; `fresh` reads the resource itself from
     the API (after a conflict the index copy may be older than what the API holds)."""
     key = (namespace, name)
-    body: dict[str, Any] | None = (
-        None if fresh else runtime.indexed_current("model_deployments", KIND, (namespace, name))
-    )
-    if body is None:
-        body = runtime.kube.get(API_VERSION, KIND, namespace, name)
-        runtime.note_read(KIND, (namespace, name), body)
+    body = runtime.read("model_deployments", API_VERSION, KIND, namespace, name, fresh=fresh)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None  # garbage collection removes the children
     tracks: dict[str, dict[str, Any]] = {}

@@ -39,12 +39,7 @@ def _observe_job(runtime: Runtime, body: dict[str, Any]) -> JobObservation:
 def gather(
     runtime: Runtime, namespace: str, name: str, *, fresh: bool
 ) -> ModelVersionObserved | None:
-    body: dict[str, Any] | None = (
-        None if fresh else runtime.indexed_current("model_versions", KIND, (namespace, name))
-    )
-    if body is None:
-        body = runtime.kube.get(API_VERSION, KIND, namespace, name)
-        runtime.note_read(KIND, (namespace, name), body)
+    body = runtime.read("model_versions", API_VERSION, KIND, namespace, name, fresh=fresh)
     if body is None:
         return None
     return ModelVersionObserved(
