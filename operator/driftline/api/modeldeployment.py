@@ -167,6 +167,14 @@ class GPU(ApiModel):
         pattern=DNS_SUBDOMAIN,
         max_length=DNS_SUBDOMAIN_MAX,
     )
+    rollout_budget: int | None = Field(
+        None,
+        description="Extra GPUs (or MIG slices) a rollout may request beyond the stable "
+        "track's; when the new version needs more, the stable track scales down as it "
+        "scales up. Unset: no limit.",
+        ge=0,
+        le=4096,
+    )
 
 
 class TopologySpread(ApiModel):
@@ -329,6 +337,13 @@ class Strategy(ApiModel):
     )
     blue_green: BlueGreenStrategy | None = Field(None, description="Blue-green settings.")
     analysis: Analysis = Field(default_factory=Analysis, description="Gates between steps.")
+    progress_deadline_seconds: int = Field(
+        600,
+        description="A rollout step whose new pods are not all ready this long after it "
+        "began is aborted (ProgressDeadlineExceeded).",
+        ge=10,
+        le=86400,
+    )
 
 
 class HTTPRouteParent(ApiModel):
@@ -427,6 +442,21 @@ class AnalysisMeasurement(ApiModel):
     measured_at: datetime = Field(description="When it was measured.")
 
 
+class StepVerdict(ApiModel):
+    """The verdict of one gate run of the current rollout, which the rollout engine reads."""
+
+    gate: str = Field(
+        description="step-N for canary step N, pre-promotion or post-promotion for blue-green.",
+        max_length=64,
+    )
+    version: str = Field(description="The ModelVersion under rollout it was measured for.")
+    verdict: Literal["Running", "Passed", "Failed", "Inconclusive"] = Field(
+        description="Running, Passed, Failed or Inconclusive."
+    )
+    reason: str | None = Field(None, description="What decided it.", max_length=1024)
+    at: datetime = Field(description="When it was reached.")
+
+
 class Revision(ApiModel):
     """A version the deployment served or tried."""
 
@@ -454,6 +484,38 @@ class ModelDeploymentStatus(ApiModel):
     step_started_at: datetime | None = Field(None, description="When the current step began.")
     aborted_version: str | None = Field(
         None, description="Version whose rollout was aborted; spec is left as the user wrote it."
+    )
+    preview_version: str | None = Field(
+        None, description="Blue-green: the new version running beside the active one."
+    )
+    active_track: str | None = Field(
+        None, description="Blue-green: the track the Service sends traffic to (stable or preview)."
+    )
+    previous_version: str | None = Field(
+        None, description="Blue-green: the old version kept running after the switch."
+    )
+    rollout_started_at: datetime | None = Field(
+        None, description="When the rollout in progress began."
+    )
+    switched_at: datetime | None = Field(
+        None, description="Blue-green: when traffic was switched to the new version."
+    )
+    paused_by_request: bool = Field(
+        False, description="Paused by `driftline rollout pause` (spec.paused is the user's own)."
+    )
+    handled_request: str | None = Field(
+        None,
+        description="Id of the last manual request (driftline.io/rollout-request) acted on; "
+        "each request is acted on once.",
+        max_length=128,
+    )
+    verdicts: list[StepVerdict] = Field(
+        default_factory=list,
+        description="Gate verdicts of the rollout in progress.",
+        max_length=64,
+    )
+    gpus: dict[str, int] = Field(
+        default_factory=dict, description="GPUs (or MIG slices) requested per track."
     )
     replicas: int = Field(
         0, description="Ready replicas over all tracks (scale subresource).", ge=0
