@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from driftline_serving.testing_models import OPSET
+from driftline_serving.examples.models import OPSET
 
 TABLE = np.array([[0.0, 1.0], [10.0, 11.0], [20.0, 21.0]], dtype=np.float32)
 

@@ -19,7 +19,7 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from driftline_serving.testing_models import classifier_mlp, numpy_mlp
+from driftline_serving.examples.models import classifier_mlp, numpy_mlp
 
 from .exposition import metric_value
 from .extra_models import TABLE
