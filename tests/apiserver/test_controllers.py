@@ -84,6 +84,25 @@ def test_deployment_stand_in_can_report_unready(server, apps):
     assert {c.type: c.status for c in status.conditions}["Available"] == "False"
 
 
+def test_deployment_stand_in_can_keep_one_deployment_unready(server, apps):
+    server.controllers.deployments.never_ready.add("stuck")
+    for name in ("stuck", "fine"):
+        apps.create_namespaced_deployment("default", deployment(name))
+    statuses = {
+        name: wait_for(
+            lambda name=name: (
+                (s := apps.read_namespaced_deployment(name, "default").status).observed_generation
+                == 1
+                and s
+            ),
+            message=name,
+        )
+        for name in ("stuck", "fine")
+    }
+    assert not statuses["stuck"].ready_replicas
+    assert statuses["fine"].ready_replicas == statuses["fine"].replicas
+
+
 def test_deployment_stand_in_switched_off_leaves_status_alone(server, apps):
     server.controllers.deployments.enabled = False
     apps.create_namespaced_deployment("default", deployment("d"))

@@ -192,6 +192,7 @@ class MemoryKube:
                     "ServiceAccount": "serviceaccounts",
                     "Role": "roles",
                     "RoleBinding": "rolebindings",
+                    "HTTPRoute": "httproutes",
                 }.get(kind)
                 if plural:
                     add(

@@ -143,7 +143,8 @@ def test_a_stale_status_write_conflicts_and_is_made_again_from_a_fresh_read():
 def test_unsupported_fields_are_named_not_ignored():
     kube = MemoryKube()
     kube.put(model_version("v1"))
-    kube.put(model_deployment(paused=True, strategy={"type": "BlueGreen"}))
+    gate = {"name": "errors", "query": "sum(rate(x[1m]))", "max": 0.01}
+    kube.put(model_deployment(strategy={"type": "Canary", "analysis": {"metrics": [gate]}}))
     reconcile_md(kube)
     supported = next(
         c
@@ -151,8 +152,7 @@ def test_unsupported_fields_are_named_not_ignored():
         if c["type"] == "Supported"
     )
     assert (supported["status"], supported["reason"]) == ("False", "NotImplemented")
-    assert "spec.strategy.type BlueGreen" in supported["message"]
-    assert "spec.paused" in supported["message"]
+    assert "spec.strategy.analysis" in supported["message"]
     kube2 = MemoryKube()
     kube2.put(model_version("v1"))
     kube2.put(model_deployment(strategy={"type": "Rolling"}))

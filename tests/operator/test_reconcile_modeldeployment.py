@@ -122,8 +122,8 @@ def test_healthy_when_all_replicas_serve_the_desired_version():
         "UpToDate": ("True", "DesiredVersionServed"),
         "Progressing": ("False", "RolloutComplete"),
         "Ready": ("True", "AllConditionsMet"),
-        # The default strategy (Canary) is accepted but not acted on yet, and says so.
-        "Supported": ("False", "NotImplemented"),
+        # Every field set is acted on (analysis gates would be NotImplemented, issue 15).
+        "Supported": ("True", "AllFieldsSupported"),
     }
     assert status["phase"] == "Healthy"
     assert status["observedGeneration"] == 3

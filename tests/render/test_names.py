@@ -123,3 +123,30 @@ def test_cut_label_values_carry_a_hash_and_stay_valid() -> None:
     assert one.endswith("_" + lbl.name_digest(long_one))
     assert lbl.label_value("2.0.0") == "2.0.0"
     assert lbl.label_value("a+b") != lbl.label_value("a-b")
+
+
+def services_of(name: str) -> set[str]:
+    from driftline.render.httproute import track_service_name
+    from driftline.render.service import preview_service_name
+
+    return {
+        service_name(name),
+        preview_service_name(name),
+        *(track_service_name(name, track) for track in lbl.TRACKS),
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=resource_names, second=resource_names)
+@example(first="x", second="x-preview")
+@example(first="x", second="x--preview")
+def test_no_service_of_one_parent_is_named_as_any_service_of_another(first: str, second: str):
+    """A parent has several Services (the one clients call, a preview, one per track for an
+    HTTPRoute): none may take another parent's name, whichever role either has."""
+    if first == second:
+        return
+    mine, theirs = services_of(first), services_of(second)
+    assert len(mine) == 1 + len(lbl.TRACKS)  # the preview Service is the preview's backend
+    assert not mine & theirs
+    for name in mine:
+        assert DNS_1035_LABEL.match(name) and len(name) <= 63, name

@@ -148,11 +148,27 @@ def test_fixed_replicas_without_sidecar_and_two_tracks(gpu_deployment_body, embe
         None,
         SETTINGS,
     )
-    assert kinds(objects) == ["Deployment", "Deployment", "Service", "PodDisruptionBudget"]
+    # A preview track is reachable behind its own Service (issue 14: blue-green preview);
+    # the example routes through a Gateway, so the stable track gets a backend Service
+    # and an HTTPRoute splits between them.
+    assert kinds(objects) == [
+        "Deployment",
+        "Deployment",
+        "Service",
+        "Service",
+        "Service",
+        "HTTPRoute",
+        "PodDisruptionBudget",
+    ]
     names = [o["metadata"]["name"] for o in objects]
     assert len(set(names[:2])) == 2
+    service, preview = objects[2], objects[3]
+    assert service["spec"]["selector"]["driftline.io/traffic"] == "active"
+    assert preview["spec"]["selector"]["driftline.io/track"] == "preview"
+    assert preview["metadata"]["name"] != service["metadata"]["name"]
     for obj in objects:
-        validate_k8s(obj)
+        if obj["kind"] != "HTTPRoute":  # Gateway API: tests/render/test_httproute.py
+            validate_k8s(obj)
 
 
 def test_no_tracks_renders_nothing(cpu_deployment_body):
@@ -196,3 +212,18 @@ def test_service_name_is_a_dns_1035_label(cpu_deployment_body, name, expected):
     service = render_service(body, md.spec, model_name="churn")
     validate_k8s(service)
     assert service["metadata"]["name"] == expected
+
+
+def test_a_blue_green_service_selects_the_active_track_only(gpu_deployment_body, embedder):
+    md = ModelDeployment.model_validate(gpu_deployment_body)
+    plans = [TrackPlan("stable", embedder, 3), TrackPlan("preview", embedder, 3)]
+    for active in ("stable", "preview"):
+        objects = render_model_deployment(
+            gpu_deployment_body, md.spec, plans, None, SETTINGS, active_track=active
+        )
+        (service,) = [
+            o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "embedder"
+        ]
+        assert service["spec"]["selector"]["driftline.io/track"] == active
+        assert "driftline.io/traffic" not in service["spec"]["selector"]
+        validate_k8s(service)

@@ -35,6 +35,11 @@ class DeploymentStandIn:
     enabled: bool = True
     ready_delay: float = 0.0
     ready: bool = True
+    # Deployments (by name) whose pods never become ready, whatever `ready` says.
+    never_ready: set[str] = field(default_factory=set)
+
+    def ready_for(self, name: str) -> bool:
+        return self.ready and name not in self.never_ready
 
 
 @dataclass(frozen=True)
@@ -306,7 +311,9 @@ class Controllers:
             observed = (obj.get("status") or {}).get("observedGeneration")
             if observed != obj["metadata"].get("generation"):
                 work = self._finish_rollout(
-                    obj, self.deployments.ready_delay, self.deployments.ready
+                    obj,
+                    self.deployments.ready_delay,
+                    self.deployments.ready_for(obj["metadata"]["name"]),
                 )
                 self._queue.put_nowait((key, work))
         elif (

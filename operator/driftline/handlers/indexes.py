@@ -27,6 +27,8 @@ CHILD_RESOURCES = (
     ("", "v1", "serviceaccounts"),
     ("rbac.authorization.k8s.io", "v1", "roles"),
     ("rbac.authorization.k8s.io", "v1", "rolebindings"),
+    # Watched only where the Gateway API is installed (kopf watches what the cluster serves).
+    ("gateway.networking.k8s.io", "v1", "httproutes"),
 )
 CHILD_INDEXES = tuple(f"children_{plural}" for _, _, plural in CHILD_RESOURCES)
 

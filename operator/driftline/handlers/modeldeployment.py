@@ -34,10 +34,22 @@ def gather(
         track = (deployment.get("metadata", {}).get("labels") or {}).get(lbl.TRACK)
         if track:
             tracks[track] = deployment
+    status = read_status(body)
     wanted = {
         (body.get("spec") or {}).get("modelVersion"),
-        stable_version_name(tracks, read_status(body)),
+        stable_version_name(tracks, status),
+        *(
+            (track.get("metadata", {}).get("annotations") or {}).get(lbl.MODEL_VERSION)
+            for track in tracks.values()
+        ),
     }
+    if status is not None:
+        wanted |= {
+            status.stable_version,
+            status.canary_version,
+            status.preview_version,
+            status.previous_version,
+        }
     versions = {
         version: found
         for version in wanted

@@ -9,7 +9,7 @@ plug in at `plan_tracks`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -22,14 +22,17 @@ from driftline.api.modeldeployment import (
     ModelDeploymentStatus,
 )
 from driftline.api.modelversion import ModelVersion
-from driftline.conditions import aggregate_ready, make_condition, set_conditions
+from driftline.conditions import aggregate_ready, find_condition, make_condition, set_conditions
 from driftline.reconcile.decision import ChildState, Decision, ObjectRef, with_applied_hash
 from driftline.reconcile.modelversion import is_servable
+from driftline.reconcile.rollouts import rollout_input, track_plans
 from driftline.reconcile.transitions import EventSpec, condition_events
 from driftline.render import labels as lbl
 from driftline.render.objects import TrackPlan, render_model_deployment
 from driftline.render.service import serving_url
 from driftline.render.settings import RenderSettings
+from driftline.rollout.engine import decide_rollout
+from driftline.rollout.types import ObservedTrack, RolloutDecision
 
 KIND = "ModelDeployment"
 READY_REQUIRES = ("Reconciled", "Available", "UpToDate")
@@ -77,19 +80,12 @@ def not_implemented(spec: Mapping[str, Any]) -> list[str]:
     """Spec fields the CRD accepts that this operator does not act on yet, each with what
     happens instead. Reported in the Supported condition rather than silently ignored."""
     found = []
-    strategy = spec.get("strategy") or {}
-    strategy_type = strategy.get("type", "Canary")
-    if strategy_type != "Rolling":
+    analysis = (spec.get("strategy") or {}).get("analysis") or {}
+    if analysis.get("metrics") or analysis.get("driftGate"):
         found.append(
-            f"spec.strategy.type {strategy_type}: not implemented yet, a new version replaces "
-            "the stable track at once (Rolling)"
+            "spec.strategy.analysis: not implemented yet, no gate is evaluated and steps "
+            "advance once their pause ends"
         )
-    if strategy.get("analysis"):
-        found.append("spec.strategy.analysis: not implemented yet, no gate is evaluated")
-    if spec.get("paused"):
-        found.append("spec.paused: not implemented yet, changes are not held")
-    if (spec.get("traffic") or {}).get("httpRoute"):
-        found.append("spec.traffic.httpRoute: not implemented yet, no HTTPRoute is made")
     return found
 
 
@@ -174,9 +170,13 @@ def compute_status(
     apply: ApplyOutcome | None,
     url: str | None,
     now: str,
+    rollout: RolloutDecision | None = None,
 ) -> StatusDecision:
     """The ModelDeployment's status from its spec, the desired version's state and the
-    track Deployments the cluster reports. `apply` None keeps the last Reconciled."""
+    track Deployments the cluster reports. `apply` None keeps the last Reconciled.
+    With `rollout` (the rollout engine's decision), the rollout's own fields, Progressing
+    and Degraded come from it, and stableVersion is the engine's (the version promoted),
+    not whatever the stable Deployment runs mid-promotion."""
     metadata = body.get("metadata", {})
     generation = metadata.get("generation")
     spec = body.get("spec", {})
@@ -184,6 +184,7 @@ def compute_status(
     old_model = read_status(body)
     old = old_model.wire() if old_model is not None else {}
     conditions = list(old.get("conditions") or [])
+    base = rollout.status.wire() if rollout is not None else old
     tracks = {track: observe_track(obj) for track, obj in deployments.items()}
     stable = tracks.get("stable")
     waiting, waiting_message = _wait_reason(desired_name, target)
@@ -202,6 +203,23 @@ def compute_status(
     if apply is not None:
         updates.append(condition("Reconciled", apply.ok, apply.reason, apply.message))
 
+    if rollout is not None:
+        # Availability is that of the tracks that take traffic now.
+        serving = [tracks[t] for t, w in rollout.weights.items() if w > 0 and t in tracks]
+        stable = (
+            TrackObservation(
+                version=",".join(sorted({t.version for t in serving})),
+                deployment=",".join(t.deployment for t in serving),
+                desired=sum(t.desired for t in serving),
+                ready=sum(t.ready for t in serving),
+                available=sum(t.available for t in serving),
+                updated=sum(t.updated for t in serving),
+                total=sum(t.total for t in serving),
+                observed_current=all(t.observed_current for t in serving),
+            )
+            if serving
+            else None
+        )
     if stable is None:
         available = condition(
             "Available", False, "NoServableVersion", waiting_message or "no Deployment yet"
@@ -224,7 +242,35 @@ def compute_status(
         )
     updates.append(available)
 
-    if waiting is not None:
+    in_flight = rollout is not None and bool(
+        rollout.status.canary_version or rollout.status.preview_version
+    )
+    if rollout is not None and (waiting is None or in_flight):
+        done, reason, message = rollout.progressing
+        progressing = condition("Progressing", done, reason, message)
+        promoted = rollout.status.stable_version == desired_name and not in_flight
+        stable_track = tracks.get("stable")
+        if promoted and stable_track is not None and stable_track.rolled_out:
+            up_to_date = condition(
+                "UpToDate", True, "DesiredVersionServed", f"all traffic on {desired_name}"
+            )
+        elif rollout.status.aborted_version == desired_name:
+            up_to_date = condition(
+                "UpToDate",
+                False,
+                "RolloutAborted",
+                f"the rollout of {desired_name} was aborted; {rollout.status.stable_version} "
+                "serves (name another version, or retry)",
+            )
+        else:
+            up_to_date = condition("UpToDate", False, reason, message)
+        degraded = rollout.degraded
+        updates.append(
+            condition("Degraded", True, degraded[1], degraded[2])
+            if degraded is not None and degraded[0]
+            else condition("Degraded", False, "AsExpected", "no rollout failed")
+        )
+    elif waiting is not None:
         up_to_date = condition("UpToDate", False, waiting, waiting_message)
         transient = waiting in TRANSIENT_WAITS
         progressing = condition(
@@ -262,7 +308,7 @@ def compute_status(
     ready = aggregate_ready(conditions, READY_REQUIRES, observed_generation=generation, now=now)
     conditions = set_conditions(conditions, [ready])
 
-    status: dict[str, Any] = {key: value for key, value in old.items() if key != "conditions"}
+    status: dict[str, Any] = {key: value for key, value in base.items() if key != "conditions"}
     status["observedGeneration"] = generation
     status["conditions"] = conditions
     status["tracks"] = {
@@ -275,16 +321,23 @@ def compute_status(
         }
         for track, observed in sorted(tracks.items())
     }
-    if stable is not None:
+    if rollout is None and stable is not None:
         status["stableVersion"] = stable.version
     status["replicas"] = sum(t.ready for t in tracks.values())
     status["selector"] = lbl.selector_string(lbl.server_selector(metadata.get("name", "")))
     if url is not None:
         status["url"] = url
-    if spec.get("paused"):
+    degraded_now = find_condition(conditions, "Degraded")
+    if (
+        rollout is not None
+        and in_flight
+        and (spec.get("paused") or rollout.status.paused_by_request)
+    ) or (rollout is None and spec.get("paused")):
         phase = "Paused"
     elif ready["status"] == "True":
         phase = "Healthy"
+    elif degraded_now is not None and degraded_now["status"] == "True":
+        phase = "Degraded"
     elif progressing["status"] == "True":
         phase = "Progressing"
     else:
@@ -323,11 +376,23 @@ def users_of(model_version: str, deployments: Sequence[Mapping[str, Any]]) -> li
 
 # -- the whole reconcile of one ModelDeployment ---------------------------------------
 
-# Kinds whose objects come and go with the spec (tracks, HPA, the sidecar's RBAC); the
-# Service and the PodDisruptionBudget live as long as the ModelDeployment does.
+# Kinds whose objects come and go with the spec and the rollout (tracks, their Services
+# and route, the HPA, the sidecar's RBAC); the PodDisruptionBudget lives as long as the
+# ModelDeployment does.
 PRUNABLE_KINDS = frozenset(
-    {"Deployment", "HorizontalPodAutoscaler", "ServiceAccount", "Role", "RoleBinding"}
+    {
+        "Deployment",
+        "Service",
+        "HTTPRoute",
+        "HorizontalPodAutoscaler",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+    }
 )
+# What keeps serving when nothing servable can be read (a ModelVersion gone or unreadable):
+# production is never taken down for that.
+KEPT_WITHOUT_TRACKS = frozenset({"Deployment", "Service", "HTTPRoute"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,15 +488,36 @@ def decide(
     spec = resource.spec
     old_status = read_status(body)
     target = _parse_version(observed.model_versions.get(spec.model_version))
-    stable_name = stable_version_name(observed.tracks, old_status)
-    current_stable = (
-        target
-        if stable_name == spec.model_version
-        else _parse_version(observed.model_versions.get(stable_name or ""))
+    versions = {
+        name: parsed
+        for name, raw in observed.model_versions.items()
+        if (parsed := _parse_version(raw)) is not None
+    }
+    observations = {track: observe_track(obj) for track, obj in observed.tracks.items()}
+    rollout = decide_rollout(
+        rollout_input(
+            spec,
+            old_status,
+            metadata,
+            {
+                track: ObservedTrack(o.version, o.desired, o.ready, o.available, o.rolled_out)
+                for track, o in observations.items()
+            },
+            desired_servable=_wait_reason(spec.model_version, target)[0] is None,
+            now=now,
+        )
     )
-    plan = plan_tracks(spec, target, current_stable)
+    plan = Plan(track_plans(rollout, versions, spec))
     policy = choose_policy(observed.policies)
-    rendered = render_model_deployment(body, spec, plan.tracks, policy, settings)
+    rendered = render_model_deployment(
+        body,
+        spec,
+        plan.tracks,
+        policy,
+        settings,
+        active_track=rollout.active_track if spec.strategy.type == "BlueGreen" else None,
+        weights=rollout.weights,
+    )
     desired = [with_applied_hash(obj) for obj in rendered]
     uid = metadata.get("uid")
     owned = {child.ref: child for child in observed.children if child.owner_uid == uid}
@@ -446,9 +532,7 @@ def decide(
         for ref, child in sorted(owned.items())
         if ref not in wanted
         and ref.kind in PRUNABLE_KINDS
-        # Nothing servable could be read (a ModelVersion gone or unreadable): keep what
-        # serves now rather than take production down.
-        and not (ref.kind == "Deployment" and not plan.tracks)
+        and not (ref.kind in KEPT_WITHOUT_TRACKS and not plan.tracks)
     ]
     outcome = ApplyOutcome(
         True,
@@ -468,6 +552,17 @@ def decide(
         else None
     )
     status = compute_status(
-        body, target=target, deployments=observed.tracks, apply=outcome, url=url, now=now
+        body,
+        target=target,
+        deployments=observed.tracks,
+        apply=outcome,
+        url=url,
+        now=now,
+        rollout=rollout,
     )
-    return _decision(observed, status, apply=apply, known=frozenset(owned), prune=prune)
+    decision = _decision(observed, status, apply=apply, known=frozenset(owned), prune=prune)
+    return replace(
+        decision,
+        events=(*rollout.events, *decision.events),
+        requeue_after=rollout.requeue_after,
+    )

@@ -107,6 +107,14 @@ def service_name(deployment_name: str) -> str:
     return child_name(deployment_name, dns_1035=True)
 
 
+def extra_service_name(deployment_name: str, role: str) -> str:
+    """A Service of one ModelDeployment besides the one clients call (a blue-green preview,
+    a track's backend for an HTTPRoute). Always in the transformed form (it carries "--"
+    and the parent's hash), so it can equal neither another parent's main Service, whose
+    name never holds "--", nor another parent's extra Service."""
+    return child_name(deployment_name, f"-{role}", dns_1035=True)
+
+
 def verification_job_name(model_version_name: str) -> str:
     return child_name(model_version_name, "verify")
 

@@ -1,4 +1,4 @@
-"""The Service in front of every track that takes traffic."""
+"""The Services in front of the tracks: the one clients call, and a blue-green preview."""
 
 from __future__ import annotations
 
@@ -17,16 +17,36 @@ def service_name(deployment_name: str) -> str:
     return lbl.service_name(deployment_name)
 
 
+def preview_service_name(deployment_name: str) -> str:
+    """The blue-green preview Service (a Service, so the track names' rule applies apart)."""
+    return lbl.extra_service_name(deployment_name, "preview")
+
+
 def render_service(
-    owner: Mapping[str, Any], spec: ModelDeploymentSpec, *, model_name: str
+    owner: Mapping[str, Any],
+    spec: ModelDeploymentSpec,
+    *,
+    model_name: str,
+    active_track: str | None = None,
+    preview: bool = False,
 ) -> dict[str, Any]:
-    """Selects active pods of all tracks: traffic splits by replica ratio between them."""
+    """The Service clients call. By default it selects the pods of every track that takes
+    traffic (stable and canary), so traffic splits by replica ratio between them; a
+    blue-green deployment selects one track (`active_track`), so the switch is one change
+    of selector. `preview` renders the blue-green preview Service instead, which selects the
+    preview track for tests before the switch."""
     deployment_name = owner["metadata"]["name"]
+    selector = {**lbl.server_selector(deployment_name), lbl.TRAFFIC: "active"}
+    if preview:
+        selector = lbl.track_selector(deployment_name, "preview")
+    elif active_track is not None:
+        selector = lbl.track_selector(deployment_name, active_track)
+    name = preview_service_name(deployment_name) if preview else service_name(deployment_name)
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": lbl.object_metadata(
-            service_name(deployment_name),
+            name,
             owner,
             lbl.standard_labels(
                 name=model_name, instance=deployment_name, component=lbl.COMPONENT_SERVER
@@ -34,7 +54,7 @@ def render_service(
         ),
         "spec": {
             "type": "ClusterIP",
-            "selector": {**lbl.server_selector(deployment_name), lbl.TRAFFIC: "active"},
+            "selector": selector,
             "ports": [
                 {
                     "name": "http",

@@ -1,0 +1,102 @@
+"""Between a ModelDeployment's reconcile and the pure rollout engine: what the engine is
+told (observed tracks, the manual request, the replica total) and how its decision
+becomes track plans."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from driftline.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
+from driftline.api.modelversion import ModelVersion
+from driftline.render.objects import TrackPlan
+from driftline.rollout.types import (
+    REQUEST_ACTIONS,
+    ManualRequest,
+    ObservedTrack,
+    RolloutDecision,
+    RolloutInput,
+)
+
+# Where `driftline rollout promote|abort|...` puts its request: an annotation, never the
+# user's spec. JSON: {"id": ..., "action": ..., "requestedAt": ...}.
+REQUEST_ANNOTATION = "driftline.io/rollout-request"
+
+
+def manual_request(metadata: Mapping[str, Any]) -> ManualRequest | None:
+    """The request in the annotation, or None when there is none or it is not one."""
+    raw = (metadata.get("annotations") or {}).get(REQUEST_ANNOTATION)
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    request_id, action = data.get("id"), data.get("action")
+    if not isinstance(request_id, str) or not request_id or action not in REQUEST_ACTIONS:
+        return None
+    return ManualRequest(id=request_id[:128], action=action)
+
+
+def gateless(spec: ModelDeploymentSpec) -> ModelDeploymentSpec:
+    """The spec as the engine sees it until the analysis gates land (issue 15): no gate is
+    configured, so a step passes once its pause ends, rather than waiting for a verdict no
+    component writes. The Supported condition says so."""
+    analysis = spec.strategy.analysis.model_copy(update={"metrics": [], "drift_gate": False})
+    strategy = spec.strategy.model_copy(update={"analysis": analysis})
+    return spec.model_copy(update={"strategy": strategy})
+
+
+def total_replicas(spec: ModelDeploymentSpec, tracks: Mapping[str, ObservedTrack]) -> int:
+    """What the tracks share: spec.replicas, or what the HPA last gave the stable track."""
+    if spec.replicas is not None:
+        return spec.replicas
+    assert spec.autoscaling is not None
+    stable = tracks.get("stable")
+    current = stable.replicas if stable is not None else 0
+    return max(spec.autoscaling.min_replicas, current, 1)
+
+
+def rollout_input(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus | None,
+    metadata: Mapping[str, Any],
+    tracks: Mapping[str, ObservedTrack],
+    *,
+    desired_servable: bool,
+    now: str,
+) -> RolloutInput:
+    return RolloutInput(
+        spec=gateless(spec),
+        desired_version=spec.model_version,
+        desired_servable=desired_servable,
+        total_replicas=total_replicas(spec, tracks),
+        tracks=tracks,
+        status=status or ModelDeploymentStatus(),
+        request=manual_request(metadata),
+        now=datetime.fromisoformat(now.replace("Z", "+00:00")),
+    )
+
+
+def track_plans(
+    decision: RolloutDecision,
+    versions: Mapping[str, ModelVersion],
+    spec: ModelDeploymentSpec,
+) -> list[TrackPlan]:
+    """The engine's tracks as render plans. With an HPA the stable track's replicas are the
+    HPA's (left out of what is applied), and the others follow the engine. A version that
+    cannot be read (deleted) is left out: the track keeps running as it is."""
+    plans = []
+    for track in ("stable", "canary", "preview"):
+        target = decision.tracks.get(track)
+        if target is None or target.version not in versions:
+            continue
+        replicas: int | None = target.replicas
+        if spec.autoscaling is not None and track == "stable":
+            replicas = None
+        plans.append(TrackPlan(track, versions[target.version], replicas))
+    return plans
