@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import pty
 import re
 import shutil
 import signal
@@ -713,3 +714,43 @@ def test_ages_read_like_kubectls():
         "47h",
         "2d",
     ]
+
+
+def test_on_a_terminal_status_is_a_rich_tree(kube, env):
+    obj = make_deployment(kube, IN_PROGRESS)
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [*DRIFTLINE, "rollout", "status", obj["metadata"]["name"], "-n", NAMESPACE],
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=subprocess.PIPE,
+        env={**env, "TERM": "xterm-256color", "COLUMNS": "160"},
+        cwd=REPO_ROOT,
+    )
+    os.close(terminal)
+    chunks: list[bytes] = []
+
+    def pump() -> None:
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # the terminal is closed once the process is gone
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        assert process.wait(timeout=COMMAND_DEADLINE_S) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    reader.join(timeout=COMMAND_DEADLINE_S)
+    os.close(controller)
+    drawn = b"".join(chunks).decode()
+    assert "\x1b[" in drawn  # styled
+    assert "├── " in drawn and "└── " in drawn  # rich's tree guides
+    assert "Canary: fraud-v2 (weight 10%)" in drawn
