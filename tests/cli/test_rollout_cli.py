@@ -754,3 +754,23 @@ def test_on_a_terminal_status_is_a_rich_tree(kube, env):
     assert "\x1b[" in drawn  # styled
     assert "├── " in drawn and "└── " in drawn  # rich's tree guides
     assert "Canary: fraud-v2 (weight 10%)" in drawn
+
+
+def test_the_rollout_commands_need_no_operator():
+    # a workstation installs driftline[rollout]: the kubernetes client and rich, never kopf
+    from tests.test_import_structure import declared_distributions, is_within, reachable
+
+    for start in ("driftline.cli.rollout", "driftline.cli.rollout_plugin"):
+        reached = reachable(start)
+        assert not [n for n in reached if is_within(n, "kopf") or is_within(n, "kmock")], start
+    assert declared_distributions("rollout") >= {"kubernetes", "rich"}
+    assert declared_distributions("rollout").isdisjoint({"kopf", "kmock", "onnxruntime", "numpy"})
+
+
+def test_driftline_lists_the_rollout_commands(env):
+    listed = run([*DRIFTLINE, "--help"], env=env)
+    assert listed.returncode == 0 and "rollout" in listed.stdout
+    group = driftline(env, "--help")
+    assert group.returncode == 0
+    for command in ("status", "promote", "abort", "retry", "pause", "resume"):
+        assert f"  {command} " in group.stdout, command
