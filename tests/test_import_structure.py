@@ -207,6 +207,7 @@ EXTRA_ENTRY_POINTS = {
         "driftline.cli.drift",
     ),
     "s3": ("driftline_serving.artifacts",),
+    "rollout": ("driftline.cli.rollout", "driftline.cli.rollout_plugin"),
 }
 # imports that another declared distribution provides by contract
 PART_OF = {"pydantic_core": "pydantic"}

@@ -23,6 +23,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "operator": ("driftline.cli.run_operator:operator", "Run the operator (kopf)."),
     "profile": ("driftline.cli.drift:profile", "Build a reference profile from training data."),
     "drift": ("driftline.cli.drift:drift", "Evaluate drift offline against a profile."),
+    "rollout": (
+        "driftline.cli.rollout:rollout",
+        "See and steer a rollout: status, promote, abort, ...",
+    ),
 }
 
 
