@@ -236,3 +236,84 @@ def test_a_canary_whose_pods_never_become_ready_is_aborted(
     s = status(cluster)
     assert s["abortedVersion"] == "churn-b" and s["stableVersion"] == "churn-a"
     wait_for(lambda: "churn-canary" not in deployments(cluster), what="canary removed")
+
+
+def test_the_rollout_command_promotes_through_the_real_operator(
+    api, cluster, operator, model_file, tmp_path
+):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    start(cluster, tmp_path, model_file, canary({"weight": 50, "pauseSeconds": 0}, {"weight": 100}))
+    move_to(cluster, "churn-b")
+    wait_for(lambda: status(cluster).get("canaryVersion") == "churn-b", what="b in flight")
+    driftline = Path(sys.executable).with_name("driftline")
+    env = {**os.environ, "KUBECONFIG": str(api.kubeconfig_path)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(driftline), "rollout", *args, "churn", "-n", NAMESPACE, "--timeout", "30"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    shown = run("status")
+    assert shown.returncode == 0, shown.stderr
+    assert "churn-b" in shown.stdout and "churn-a" in shown.stdout
+    promoted = run("promote")
+    assert promoted.returncode == 0, promoted.stderr  # waited until the operator acted
+    wait_for(lambda: healthy_on(cluster, "churn-b"), timeout=60, what="promoted")
+
+
+def test_rollouts_killed_at_random_points_end_as_an_uninterrupted_one_does(
+    api, cluster, operator, model_file, tmp_path
+):
+    import random
+    import threading
+
+    chance = random.Random(20261202)  # fixed: a failure can be replayed
+    versions(cluster, tmp_path, model_file)
+    names = [f"md-{i:02d}" for i in range(20)]
+    strategy = canary(
+        {"weight": 25, "pauseSeconds": 1}, {"weight": 50, "pauseSeconds": 1}, {"weight": 100}
+    )
+    for name in names:
+        cluster.create(
+            "modeldeployments", model_deployment(name, "churn-a", replicas=4, strategy=strategy)
+        )
+    for name in names:
+        wait_for(lambda name=name: healthy_on(cluster, "churn-a", name), timeout=90, what=name)
+    for name in names:
+        cluster.patch("modeldeployments", name, {"spec": {"modelVersion": "churn-b"}})
+    pause = threading.Event()
+    for _ in range(4):
+        # A random moment to kill at (fault injection, not synchronisation).
+        pause.wait(chance.uniform(0.2, 2.0))
+        operator.kill()
+        operator.start()
+    for name in names:
+        wait_for(lambda name=name: healthy_on(cluster, "churn-b", name), timeout=180, what=name)
+
+    endings = set()
+    for name in names:
+        s = status(cluster, name)
+        history = [(h["version"], h["outcome"]) for h in s.get("history", [])]
+        assert history.count(("churn-b", "Promoted")) == 1, (name, history)
+        assert not [h for h in history if h[1] in ("Aborted", "Superseded")], (name, history)
+        endings.add((tuple(history), s["stableVersion"], s.get("canaryWeight", 0)))
+    assert len(endings) == 1, endings  # every one ended the same way
+
+    # No duplicate and no orphaned object: one stable Deployment, one Service, one budget each.
+    running = deployments(cluster)
+    assert sorted(running) == sorted(f"{n}-stable" for n in names)
+    services = sorted(
+        s.metadata.name for s in cluster.core.list_namespaced_service(NAMESPACE).items
+    )
+    assert services == sorted(names)
+    for obj in running.values():
+        (owner,) = obj.metadata.owner_references
+        assert owner.name in names

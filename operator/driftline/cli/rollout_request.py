@@ -14,12 +14,14 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any
 
-REQUEST_ANNOTATION = "driftline.io/rollout-request"
+# The protocol's names are the operator's own (one definition for both halves).
+from driftline.rollout.types import REQUEST_ACTIONS as ACTIONS
+from driftline.rollout.types import REQUEST_ANNOTATION
+from driftline.rollout.types import RequestAction as Action
 
-Action = Literal["promote", "promote-full", "abort", "retry", "pause", "resume"]
-ACTIONS: tuple[Action, ...] = get_args(Action)
+__all__ = ["ACTIONS", "REQUEST_ANNOTATION", "Action"]
 
 
 @dataclass(frozen=True)

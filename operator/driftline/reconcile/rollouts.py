@@ -14,15 +14,12 @@ from driftline.api.modelversion import ModelVersion
 from driftline.render.objects import TrackPlan
 from driftline.rollout.types import (
     REQUEST_ACTIONS,
+    REQUEST_ANNOTATION,
     ManualRequest,
     ObservedTrack,
     RolloutDecision,
     RolloutInput,
 )
-
-# Where `driftline rollout promote|abort|...` puts its request: an annotation, never the
-# user's spec. JSON: {"id": ..., "action": ..., "requestedAt": ...}.
-REQUEST_ANNOTATION = "driftline.io/rollout-request"
 
 
 def manual_request(metadata: Mapping[str, Any]) -> ManualRequest | None:

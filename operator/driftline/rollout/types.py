@@ -16,6 +16,9 @@ from driftline.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentSt
 from driftline.reconcile.transitions import EventSpec
 
 Verdict = Literal["Running", "Passed", "Failed", "Inconclusive"]
+# Where `driftline rollout promote|abort|...` puts its request: an annotation on the
+# ModelDeployment, never its spec. JSON: {"id": ..., "action": ..., "requestedAt": ...}.
+REQUEST_ANNOTATION: Final = "driftline.io/rollout-request"
 RequestAction = Literal["promote", "promote-full", "abort", "retry", "pause", "resume"]
 REQUEST_ACTIONS: Final[tuple[RequestAction, ...]] = (
     "promote",
