@@ -106,7 +106,6 @@ def _plan(
         weights={active: 100},
         active_track=active,
         progressing=progressing,
-        main_track=active,
     )
 
 

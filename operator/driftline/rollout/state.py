@@ -110,8 +110,6 @@ class Plan:
     wake_at: tuple[datetime, ...] = ()
     # whether the request passed in was acted on (False when it does nothing now)
     acted: bool = False
-    # the main (stable or active) track that the others give way to, for the safety net
-    main_track: str = STABLE
 
 
 def with_events(plan: Plan, *events: EventSpec) -> Plan:
