@@ -118,7 +118,8 @@ def _abort(ctx: Context, version: str, reason: str, message: str, *, acted: bool
     status = state.abort_status(ctx, version, reason, message)
     plan = rolling.settled(ctx, status)
     event = state.warning("RolloutAborted", f"rollout of {version} aborted ({reason}): {message}")
-    return replace(plan, events=(event,), acted=acted)
+    degraded = state.abort_degraded(version, reason, message)
+    return replace(plan, events=(event,), acted=acted, degraded=degraded)
 
 
 def _supersede(ctx: Context, version: str) -> Plan:

@@ -126,11 +126,15 @@ def decide_rollout(rollout: RolloutInput) -> RolloutDecision:
     events += changed
     ctx = replace(ctx, status=status)
     acted = False
+    degraded = None
     decide = STRATEGIES[strategy]
     for _ in range(_MAX_TRANSITIONS):
         plan = decide(ctx)
         events += plan.events
         acted = acted or plan.acted
+        # an abort's fault is read back from history, which a limit of 0 does not keep:
+        # the decision that aborts reports it either way
+        degraded = plan.degraded or degraded
         if plan.status.wire() == ctx.status.wire():
             break
         ctx = Context(rollout, plan.status, None, stable_version_of(rollout, plan.status))
@@ -154,6 +158,6 @@ def decide_rollout(rollout: RolloutInput) -> RolloutDecision:
         status=final,
         events=tuple(events),
         progressing=plan.progressing,
-        degraded=plan.degraded,
+        degraded=plan.degraded or degraded,
         requeue_after=min(future) if future else None,
     )

@@ -165,6 +165,13 @@ def abort_status(ctx: Context, version: str, reason: str, message: str) -> Model
     )
 
 
+def abort_degraded(version: str, reason: str, message: str) -> Condition | None:
+    """Degraded for an abort: a fault (failed gate, deadline), not a requested abort."""
+    if reason not in DEGRADING_ABORTS:
+        return None
+    return (True, reason, f"rollout of {version} aborted: {message}")
+
+
 def abort_reason(status: ModelDeploymentStatus) -> tuple[str, str] | None:
     """(Reason, message) of the abort that holds `status.aborted_version`, from history."""
     for revision in status.history:
