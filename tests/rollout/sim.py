@@ -117,6 +117,7 @@ class World:
     tracks: dict[str, ObservedTrack] = field(default_factory=dict)
     now: datetime = T0
     decisions: list[RolloutDecision] = field(default_factory=list)
+    inputs: list[RolloutInput] = field(default_factory=list)
     requests: int = 0
 
     @property
@@ -147,7 +148,9 @@ class World:
         )
 
     def decide(self, request: ManualRequest | None = None) -> RolloutDecision:
-        decision = decide_rollout(self.input(request))
+        rollout = self.input(request)
+        decision = decide_rollout(rollout)
+        self.inputs.append(rollout)
         self.decisions.append(decision)
         self.status = decision.status
         self.tracks = apply(self.tracks, decision.tracks)

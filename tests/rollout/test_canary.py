@@ -292,3 +292,12 @@ def test_history_is_bounded_and_newest_first():
     ]
     assert world.status.history[0].at >= world.status.history[1].at
     assert timedelta(0) <= world.now - T0
+
+
+def test_the_decision_that_aborts_reports_the_fault_even_without_history():
+    world = serving(steps=THREE_STEPS, gates=True, history_limit=0)
+    world.set_version("v2")
+    world.settle()
+    failed = world.verdict("step-0", "Failed", "p99 too high")
+    assert world.status.history == []
+    assert failed.degraded is not None and failed.degraded[1] == "AnalysisFailed"

@@ -106,7 +106,6 @@ def _plan(
         weights={active: 100},
         active_track=active,
         progressing=progressing,
-        main_track=active,
     )
 
 
@@ -130,7 +129,8 @@ def _back(
         events.insert(
             0, warning("SwitchedBack", f"traffic switched back to {ctx.stable_version}: {message}")
         )
-    return replace(_ended(ctx, status, *events), acted=acted)
+    degraded = state.abort_degraded(version, reason, message)
+    return replace(_ended(ctx, status, *events), acted=acted, degraded=degraded)
 
 
 def _gate(ctx: Context, gate: str, version: str) -> tuple[str, str]:

@@ -7,6 +7,14 @@ gates are configured, its verdict (gate step-N) is Passed. After the last step t
 track moves to the new version at full size; once it is rolled out the canary track goes.
 A promotion that has begun is committed: it is neither aborted nor superseded (the stable
 track already runs the new version), a newer version starts after it.
+
+Choices where the issue leaves room:
+- promote completes the current step now, ready or not (traffic still reaches only ready
+  pods); it skips the pause, a Running or Inconclusive verdict, never a Failed one.
+- While paused (spec.paused or a pause request) no step advances and the progress
+  deadline does not abort; promote requests are refused, abort acts. The deadline counts
+  from the step's start, so a step resumed past it with pods still not ready aborts.
+- A failed gate or the deadline aborts; so does a new version, as a supersede.
 """
 
 from __future__ import annotations
@@ -110,7 +118,8 @@ def _abort(ctx: Context, version: str, reason: str, message: str, *, acted: bool
     status = state.abort_status(ctx, version, reason, message)
     plan = rolling.settled(ctx, status)
     event = state.warning("RolloutAborted", f"rollout of {version} aborted ({reason}): {message}")
-    return replace(plan, events=(event,), acted=acted)
+    degraded = state.abort_degraded(version, reason, message)
+    return replace(plan, events=(event,), acted=acted, degraded=degraded)
 
 
 def _supersede(ctx: Context, version: str) -> Plan:

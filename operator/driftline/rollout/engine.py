@@ -77,33 +77,36 @@ def _keep_serving(
         serving_now = [rollout.status.active_track or STABLE]
     else:
         serving_now = sorted(observed, key=lambda name: (-observed[name].ready, name))
+    blue_green = strategy == StrategyType.BLUE_GREEN.value
     for name in serving_now:
         now = observed.get(name)
         if now is None or now.ready == 0:
             continue
-        if name not in tracks:
-            tracks[name] = TrackTarget(now.version, now.replicas)
-            main = plan.main_track if plan.main_track in tracks else None
-            cap = capacity.replica_cap(rollout.spec, rollout.total_replicas)
-            if main is not None and cap is not None:
-                others = sum(t.replicas for n, t in tracks.items() if n not in (name, main))
-                main_observed = observed.get(main)
-                kept, grown = capacity.handover(
-                    max(cap - others, 0),
-                    capacity.Side(now.replicas, now.replicas, now.ready, floor=1),
-                    capacity.Side(
-                        tracks[main].replicas,
-                        main_observed.replicas if main_observed else 0,
-                        main_observed.ready if main_observed else 0,
-                    ),
-                )
-                tracks[name] = TrackTarget(now.version, kept)
-                tracks[main] = replace(tracks[main], replicas=grown)
-        return (
-            tracks,
-            {name: 100},
-            name if strategy == StrategyType.BLUE_GREEN.value else plan.active_track,
+        planned = tracks.get(name)
+        kept = TrackTarget(
+            planned.version if planned is not None else now.version,
+            max(planned.replicas if planned is not None else 0, now.replicas),
         )
+        tracks[name] = kept
+        cap = capacity.replica_cap(rollout.spec, rollout.total_replicas)
+        growing = sorted((n for n in tracks if n != name), key=lambda n: (-tracks[n].replicas, n))
+        if cap is not None and growing:
+            # the track that gives way now is the one the plan grows most
+            new = growing[0]
+            others = sum(t.replicas for n, t in tracks.items() if n not in (name, new))
+            new_observed = observed.get(new)
+            kept_replicas, new_replicas = capacity.handover(
+                max(cap - others, 0),
+                capacity.Side(kept.replicas, now.replicas, now.ready, floor=1),
+                capacity.Side(
+                    tracks[new].replicas,
+                    new_observed.replicas if new_observed else 0,
+                    new_observed.ready if new_observed else 0,
+                ),
+            )
+            tracks[name] = replace(kept, replicas=kept_replicas)
+            tracks[new] = replace(tracks[new], replicas=new_replicas)
+        return tracks, {name: 100}, name if blue_green else plan.active_track
     return tracks, weights, plan.active_track
 
 
@@ -123,11 +126,15 @@ def decide_rollout(rollout: RolloutInput) -> RolloutDecision:
     events += changed
     ctx = replace(ctx, status=status)
     acted = False
+    degraded = None
     decide = STRATEGIES[strategy]
     for _ in range(_MAX_TRANSITIONS):
         plan = decide(ctx)
         events += plan.events
         acted = acted or plan.acted
+        # an abort's fault is read back from history, which a limit of 0 does not keep:
+        # the decision that aborts reports it either way
+        degraded = plan.degraded or degraded
         if plan.status.wire() == ctx.status.wire():
             break
         ctx = Context(rollout, plan.status, None, stable_version_of(rollout, plan.status))
@@ -151,6 +158,6 @@ def decide_rollout(rollout: RolloutInput) -> RolloutDecision:
         status=final,
         events=tuple(events),
         progressing=plan.progressing,
-        degraded=plan.degraded,
+        degraded=plan.degraded or degraded,
         requeue_after=min(future) if future else None,
     )

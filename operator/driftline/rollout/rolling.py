@@ -54,8 +54,7 @@ def settled(ctx: Context, status: ModelDeploymentStatus) -> Plan:
             f"the rollout of {desired} was aborted ({reason}{': ' + detail if detail else ''}); "
             f"{stable} serves all traffic until spec.modelVersion changes or a retry is requested",
         )
-        if reason in state.DEGRADING_ABORTS:
-            degraded = (True, reason, f"rollout of {desired} aborted: {detail}")
+        degraded = state.abort_degraded(desired, reason, detail)
     elif desired != stable and not ctx.rollout.desired_servable:
         progressing = (
             False,

@@ -110,8 +110,6 @@ class Plan:
     wake_at: tuple[datetime, ...] = ()
     # whether the request passed in was acted on (False when it does nothing now)
     acted: bool = False
-    # the main (stable or active) track that the others give way to, for the safety net
-    main_track: str = STABLE
 
 
 def with_events(plan: Plan, *events: EventSpec) -> Plan:
@@ -165,6 +163,13 @@ def abort_status(ctx: Context, version: str, reason: str, message: str) -> Model
         message=message,
         aborted_version=version,
     )
+
+
+def abort_degraded(version: str, reason: str, message: str) -> Condition | None:
+    """Degraded for an abort: a fault (failed gate, deadline), not a requested abort."""
+    if reason not in DEGRADING_ABORTS:
+        return None
+    return (True, reason, f"rollout of {version} aborted: {message}")
 
 
 def abort_reason(status: ModelDeploymentStatus) -> tuple[str, str] | None:
