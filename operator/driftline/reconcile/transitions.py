@@ -21,7 +21,9 @@ _WARN_WHEN_LOST = frozenset({"Ready", "Available", "Verified"})
 # Conditions that are False only on a failure, even when first reported (progress that
 # stopped for any reason but completion needs someone to act).
 _WARN_WHEN_FALSE = frozenset({"Reconciled", "Verified", "Progressing"})
-_FINE_WHEN_FALSE = frozenset({("Progressing", "RolloutComplete")})
+_FINE_WHEN_FALSE = frozenset(
+    {("Progressing", "RolloutComplete"), ("Progressing", "RolloutCompleted")}
+)
 
 
 MESSAGE_LIMIT = 1024
