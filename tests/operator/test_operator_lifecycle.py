@@ -164,19 +164,37 @@ def test_scaling_and_autoscaling_changes(cluster, operator, model_file, tmp_path
     )
     hpa = wait_for(
         lambda: _read_or_none(
-            cluster.autoscaling.read_namespaced_horizontal_pod_autoscaler, "churn-stable"
+            cluster.autoscaling.read_namespaced_horizontal_pod_autoscaler, "churn"
         ),
         what="HPA",
     )
     assert hpa.spec.max_replicas == 5
     assert hpa.spec.metrics[0].pods.metric.name == "driftline_in_flight_requests"
+    # It scales the ModelDeployment (its scale subresource), which the operator splits.
+    assert (hpa.spec.scale_target_ref.kind, hpa.spec.scale_target_ref.name) == (
+        "ModelDeployment",
+        "churn",
+    )
+    # What the HPA sets through the scale subresource is what the tracks get.
+    cluster.custom.patch_namespaced_custom_object_scale(
+        "driftline.io",
+        "v1alpha1",
+        NAMESPACE,
+        "modeldeployments",
+        "churn",
+        {"spec": {"replicas": 3}},
+    )
+    wait_for(
+        lambda: (
+            cluster.apps.read_namespaced_deployment("churn-stable", NAMESPACE).spec.replicas == 3
+        ),
+        what="3 replicas from the scale subresource",
+    )
 
     cluster.patch("modeldeployments", "churn", {"spec": {"autoscaling": None, "replicas": 1}})
     wait_for(
         lambda: (
-            _read_or_none(
-                cluster.autoscaling.read_namespaced_horizontal_pod_autoscaler, "churn-stable"
-            )
+            _read_or_none(cluster.autoscaling.read_namespaced_horizontal_pod_autoscaler, "churn")
             is None
             and cluster.apps.read_namespaced_deployment("churn-stable", NAMESPACE).spec.replicas
             == 1

@@ -54,10 +54,12 @@ def test_hpa_with_cpu_and_inflight_metrics(cpu_deployment_body):
     hpa = render_hpa(cpu_deployment_body, md.spec.autoscaling, model_name="churn")
     validate_k8s(hpa)
     spec = hpa["spec"]
+    # The ModelDeployment itself (its scale subresource): the operator splits the total
+    # between the tracks of a rollout (issue 14).
     assert spec["scaleTargetRef"] == {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "name": "churn-stable",
+        "apiVersion": "driftline.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "name": "churn",
     }
     assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 10)
     cpu, inflight = spec["metrics"]

@@ -89,7 +89,7 @@ class StrategyType(StrEnum):
 
 
 class Autoscaling(ApiModel):
-    """A HorizontalPodAutoscaler for the serving Deployment."""
+    """A HorizontalPodAutoscaler for the ModelDeployment (its scale subresource)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -389,8 +389,8 @@ class ModelDeploymentSpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "has(self.replicas) != has(self.autoscaling)",
-                    "set exactly one of replicas or autoscaling",
+                    "has(self.replicas) || has(self.autoscaling)",
+                    "set replicas or autoscaling",
                 ),
             ]
         }
@@ -402,7 +402,12 @@ class ModelDeploymentSpec(ApiModel):
         max_length=253,
     )
     replicas: int | None = Field(
-        None, description="Fixed replica count; exclusive with autoscaling.", ge=0, le=1000
+        None,
+        description="Replicas over all tracks. With autoscaling, leave it out of your "
+        "manifests: the HPA sets it through the scale subresource, and the operator splits "
+        "it between the tracks of a rollout.",
+        ge=0,
+        le=1000,
     )
     autoscaling: Autoscaling | None = Field(
         None, description="Autoscale replicas with an HPA; exclusive with replicas."

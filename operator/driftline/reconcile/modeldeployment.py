@@ -507,7 +507,7 @@ def decide(
             now=now,
         )
     )
-    plan = Plan(track_plans(rollout, versions, spec))
+    plan = Plan(track_plans(rollout, versions))
     policy = choose_policy(observed.policies)
     rendered = render_model_deployment(
         body,

@@ -48,14 +48,17 @@ def gateless(spec: ModelDeploymentSpec) -> ModelDeploymentSpec:
     return spec.model_copy(update={"strategy": strategy})
 
 
-def total_replicas(spec: ModelDeploymentSpec, tracks: Mapping[str, ObservedTrack]) -> int:
-    """What the tracks share: spec.replicas, or what the HPA last gave the stable track."""
+def total_replicas(spec: ModelDeploymentSpec) -> int:
+    """What the tracks share: spec.replicas (with autoscaling, the HPA's, set through the
+    scale subresource), else, before the HPA has spoken, the autoscaling minimum."""
     if spec.replicas is not None:
+        if spec.autoscaling is not None:
+            return min(
+                max(spec.replicas, spec.autoscaling.min_replicas), spec.autoscaling.max_replicas
+            )
         return spec.replicas
     assert spec.autoscaling is not None
-    stable = tracks.get("stable")
-    current = stable.replicas if stable is not None else 0
-    return max(spec.autoscaling.min_replicas, current, 1)
+    return spec.autoscaling.min_replicas
 
 
 def rollout_input(
@@ -71,7 +74,7 @@ def rollout_input(
         spec=gateless(spec),
         desired_version=spec.model_version,
         desired_servable=desired_servable,
-        total_replicas=total_replicas(spec, tracks),
+        total_replicas=total_replicas(spec),
         tracks=tracks,
         status=status or ModelDeploymentStatus(),
         request=manual_request(metadata),
@@ -79,21 +82,11 @@ def rollout_input(
     )
 
 
-def track_plans(
-    decision: RolloutDecision,
-    versions: Mapping[str, ModelVersion],
-    spec: ModelDeploymentSpec,
-) -> list[TrackPlan]:
-    """The engine's tracks as render plans. With an HPA the stable track's replicas are the
-    HPA's (left out of what is applied), and the others follow the engine. A version that
-    cannot be read (deleted) is left out: the track keeps running as it is."""
-    plans = []
-    for track in ("stable", "canary", "preview"):
-        target = decision.tracks.get(track)
-        if target is None or target.version not in versions:
-            continue
-        replicas: int | None = target.replicas
-        if spec.autoscaling is not None and track == "stable":
-            replicas = None
-        plans.append(TrackPlan(track, versions[target.version], replicas))
-    return plans
+def track_plans(decision: RolloutDecision, versions: Mapping[str, ModelVersion]) -> list[TrackPlan]:
+    """The engine's tracks as render plans. A version that cannot be read (deleted) is left
+    out: the track keeps running as it is."""
+    return [
+        TrackPlan(track, versions[target.version], target.replicas)
+        for track in ("stable", "canary", "preview")
+        if (target := decision.tracks.get(track)) is not None and target.version in versions
+    ]

@@ -1,4 +1,9 @@
-"""An autoscaling/v2 HorizontalPodAutoscaler for the stable track."""
+"""An autoscaling/v2 HorizontalPodAutoscaler for a ModelDeployment.
+
+It scales the ModelDeployment itself, through its scale subresource (spec.replicas, with
+the pods of every track selected by status.selector), and the operator splits that total
+between the tracks of a rollout; an HPA on one track's Deployment could not follow a
+canary."""
 
 from __future__ import annotations
 
@@ -49,19 +54,22 @@ def render_hpa(
     owner: Mapping[str, Any], autoscaling: Autoscaling, *, model_name: str
 ) -> dict[str, Any]:
     deployment_name = owner["metadata"]["name"]
-    stable = lbl.track_deployment_name(deployment_name, "stable")
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": lbl.object_metadata(
-            stable,
+            lbl.child_name(deployment_name),
             owner,
             lbl.standard_labels(
                 name=model_name, instance=deployment_name, component=lbl.COMPONENT_SERVER
             ),
         ),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": stable},
+            "scaleTargetRef": {
+                "apiVersion": owner["apiVersion"],
+                "kind": owner["kind"],
+                "name": deployment_name,
+            },
             "minReplicas": autoscaling.min_replicas,
             "maxReplicas": autoscaling.max_replicas,
             "metrics": hpa_metrics(autoscaling),
