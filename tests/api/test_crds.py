@@ -106,7 +106,7 @@ def test_names_categories_columns_and_subresources() -> None:
     assert {"Version", "Phase"} <= {
         c["name"] for c in by_kind["ModelVersion"]["versions"][0]["additionalPrinterColumns"]
     }
-    assert {"Weight", "Phase", "Version"} <= {
+    assert {"Weight", "Step", "Phase", "Stable", "Canary", "Version"} <= {
         c["name"] for c in by_kind["ModelDeployment"]["versions"][0]["additionalPrinterColumns"]
     }
     assert {"Drift", "Severity"} <= {

@@ -557,6 +557,7 @@ class ModelDeployment(ResourceModel):
         {"name": "Stable", "type": "string", "jsonPath": ".status.stableVersion"},
         {"name": "Canary", "type": "string", "jsonPath": ".status.canaryVersion"},
         {"name": "Weight", "type": "integer", "jsonPath": ".status.canaryWeight"},
+        {"name": "Step", "type": "integer", "jsonPath": ".status.currentStep"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {
             "name": "Ready",
