@@ -287,3 +287,17 @@ def test_drift_policy_says_when_pods_cannot_evaluate():
     assert "has no reference profile" in next(
         c["message"] for c in status["conditions"] if c["type"] == "Evaluating"
     )
+
+
+def test_a_lost_first_status_write_still_records_the_stable_version():
+    kube = MemoryKube()
+    kube.put(model_version("v1"))
+    kube.put(model_deployment())
+    kube.fail_next(
+        "patch_status", "ModelDeployment", "churn", KubeError.of(409, "Conflict", "x", "x")
+    )
+    with pytest.raises(KubeError):
+        reconcile_md(kube)  # the children are made, the status write is lost
+    assert kube.find("Deployment", "churn-stable") is not None
+    modeldeployment.reconcile(runtime_for(kube), NS, "churn", 1)
+    assert status_of(kube, "ModelDeployment", "churn")["stableVersion"] == "v1"

@@ -48,9 +48,10 @@ def test_version_is_verified_and_deployment_becomes_healthy(
     assert status["tracks"]["stable"]["availableReplicas"] == 2
     assert status["url"] == "http://churn.ml.svc.cluster.local/v2/models/churn"
     assert cluster.condition("modeldeployments", "churn", "Ready") == ("True", "AllConditionsMet")
+    # The rollout engine's reason (issue 14 names it RolloutCompleted).
     assert cluster.condition("modeldeployments", "churn", "Progressing") == (
         "False",
-        "RolloutComplete",
+        "RolloutCompleted",
     )
 
     (deployment,) = cluster.deployments()

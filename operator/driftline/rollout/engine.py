@@ -147,6 +147,9 @@ def decide_rollout(rollout: RolloutInput) -> RolloutDecision:
         update={
             "active_track": active,
             "gpus": capacity.gpus_by_track(rollout.spec, tracks),
+            # A deployment taken over without status (made before this field, or whose
+            # first status write was lost) records the version its stable track runs.
+            "stable_version": stable_version_of(rollout, plan.status),
         }
     )
     waits = [ctx.seconds_until(moment) for moment in plan.wake_at]
