@@ -181,6 +181,7 @@ def test_p99_in_the_inf_bucket_is_the_highest_finite_bound() -> None:
         (math.nan, {1.0: 1, math.inf: 1}, math.nan),
         (1.0, {1.0: 1, 2.0: 2, math.inf: 2}, 2.0),
         (0.0, {1.0: 1, 2.0: 2, math.inf: 2}, 0.0),
+        (0.0, {1.0: 0, 2.0: 2, math.inf: 2}, math.nan),  # 0/0 in Prometheus too
     ],
 )
 def test_histogram_quantile_edge_cases(

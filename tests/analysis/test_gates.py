@@ -15,6 +15,7 @@ from driftline.analysis.gates import (
     GateState,
     combine,
     next_measurement_at,
+    prometheus_gate_settings,
     record,
     start,
     state_from_dict,
@@ -22,6 +23,7 @@ from driftline.analysis.gates import (
     verdict,
 )
 from driftline.analysis.types import GateVerdict, NoData, Outcome, QueryError, Value
+from driftline.api.modeldeployment import Analysis, PrometheusGate
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ERROR_RATE = GateSettings("error-rate", interval_seconds=30, count=5, failure_limit=1, max=0.05)
@@ -334,3 +336,11 @@ def test_verdicts_agree_with_a_direct_reading_of_the_outcomes(
     if expected != "Running":
         assert len(taken) == len(outcomes) or next_measurement_at(state, gate) is None
     assert verdict(state, gate).verdict != "Passed" or EMPTY not in taken
+
+
+def test_a_modeldeployments_prometheus_gate_becomes_gate_settings() -> None:
+    gate = PrometheusGate(name="error-rate", query="up", max=0.05, failure_limit=2)
+    analysis = Analysis(interval_seconds=20, count=7, metrics=[gate])
+    assert prometheus_gate_settings(gate, analysis) == GateSettings(
+        "error-rate", interval_seconds=20, count=7, failure_limit=2, max=0.05
+    )

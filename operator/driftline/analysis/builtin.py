@@ -180,6 +180,9 @@ def histogram_quantile(q: float, buckets: Mapping[float, float]) -> float:
         lower, below = monotonic[index - 1]
         count -= below
         rank -= below
+    if count == 0:
+        # only q = 0 with an empty first bucket gets here; Go's 0/0 makes Prometheus' NaN
+        return math.nan
     return lower + (upper - lower) * (rank / count)
 
 

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 from driftline.analysis.types import GateVerdict, NoData, Outcome, QueryError, Value, Verdict
+from driftline.api.modeldeployment import Analysis, PrometheusGate
 
 MeasurementPhase = Literal["Successful", "Failed", "NoData", "Error"]
 PHASES: Final[tuple[MeasurementPhase, ...]] = ("Successful", "Failed", "NoData", "Error")
@@ -77,6 +78,18 @@ class GateSettings:
         if self.min is not None:
             return f"at least {_number(self.min)}"
         return f"at most {_number(self.max)}"
+
+
+def prometheus_gate_settings(gate: PrometheusGate, analysis: Analysis) -> GateSettings:
+    """The settings of a Prometheus gate of a ModelDeployment's analysis."""
+    return GateSettings(
+        name=gate.name,
+        interval_seconds=analysis.interval_seconds,
+        count=analysis.count,
+        failure_limit=gate.failure_limit,
+        min=gate.min,
+        max=gate.max,
+    )
 
 
 @dataclass(frozen=True)
