@@ -105,7 +105,8 @@ def test_a_metric_that_does_not_exist_is_an_empty_vector(prometheus: PrometheusS
 
 
 def test_a_scalar_comes_back_as_a_scalar(prometheus: PrometheusServer) -> None:
-    data = PrometheusClient(prometheus.url).instant_query("1 + 1")
+    # a fractional read timeout is also sent as Prometheus' evaluation timeout
+    data = PrometheusClient(prometheus.url, timeout=(5.0, 2.5)).instant_query("1 + 1")
     assert data["resultType"] == "scalar"
     assert float(data["result"][1]) == 2.0
 

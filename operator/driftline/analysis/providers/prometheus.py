@@ -245,8 +245,9 @@ class PrometheusClient:
                 raise ValueError(f"query time {at!r} has no timezone; pass an aware datetime")
             form["time"] = f"{at.timestamp():.3f}"
         # Prometheus stops evaluating after this long, so it does not keep working on a
-        # query whose answer nobody waits for any more.
-        form["timeout"] = f"{self.timeout[1]:g}s"
+        # query whose answer nobody waits for any more. Plain seconds: Prometheus reads a
+        # float there, while its duration syntax has no fractions ("2.5s" is refused).
+        form["timeout"] = f"{self.timeout[1]:g}"
         logger.debug("Prometheus query at %s: %s", self.base_url, promql)
         try:
             response = self._pool.request(
