@@ -10,11 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
-import subprocess
 import threading
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +19,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.analysis.prometheus_server import PROMETHEUS, PrometheusServer, start_prometheus
 from tests.support import wait_until
 
-from .conftest import ServerProcess, free_port
+from .conftest import ServerProcess
 from .exposition import metric_value, samples
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -33,7 +30,6 @@ INFER = "/v2/models/churn/infer"
 # What the operator substitutes into an analysis query (ModelDeployment analysis docs).
 VERSION_NAME = "churn-v2"
 PLACEHOLDERS = {"{{version}}": VERSION_NAME, "{{namespace}}": "ml", "{{deployment}}": "churn"}
-PROMETHEUS = shutil.which("prometheus")
 
 
 def _queries_in(document: Any) -> Iterator[str]:
@@ -259,21 +255,6 @@ def test_a_query_for_a_metric_or_label_that_does_not_exist_is_caught(churn_serve
 # --- the real Prometheus ----------------------------------------------------------------
 
 
-@dataclass
-class Prometheus:
-    process: subprocess.Popen[bytes]
-    port: int
-
-    def query(self, promql: str) -> dict[str, Any]:
-        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode(
-            {"query": promql}
-        )
-        with urllib.request.urlopen(url, timeout=10) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-        assert answer["status"] == "success", answer
-        return answer["data"]
-
-
 def wait_for(condition: Any, what: str | Callable[[], str], deadline_s: float = 60.0) -> None:
     try:
         wait_until(condition, deadline_s, what="condition", interval_s=0.2, ignore=(OSError,))
@@ -285,53 +266,21 @@ def wait_for(condition: Any, what: str | Callable[[], str], deadline_s: float = 
 
 
 @pytest.fixture(scope="module")
-def prometheus(churn_server, tmp_path_factory) -> Iterator[Prometheus]:
+def prometheus(churn_server, tmp_path_factory) -> Iterator[PrometheusServer]:
     if PROMETHEUS is None:
         pytest.skip(
             "the prometheus binary is not installed (Debian: apt-get install -y prometheus); "
             "the queries were checked against /metrics only"
         )
-    directory = tmp_path_factory.mktemp("prometheus")
-    config = directory / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "scrape_configs": [
-                    {
-                        "job_name": "driftline-serve",
-                        "static_configs": [{"targets": [churn_server.url]}],
-                    }
-                ],
-            }
-        )
-    )
-    port = free_port()
-    log = (directory / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={directory / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    running = Prometheus(process, port)
+    running = start_prometheus(tmp_path_factory.mktemp("prometheus"), [churn_server.url])
     try:
-        wait_for(
-            lambda: [series["value"][1] for series in running.query("up")["result"]] == ["1"],
-            "prometheus to scrape the server",
-        )
+        running.wait_scraping(targets=1)
         yield running
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+        running.stop()
 
 
-def returns_numbers(prometheus: Prometheus, promql: str, last: list[Any]) -> bool:
+def returns_numbers(prometheus: PrometheusServer, promql: str, last: list[Any]) -> bool:
     result = prometheus.query(promql)["result"]
     last.append(result)
     return bool(result) and all(math.isfinite(float(series["value"][1])) for series in result)
