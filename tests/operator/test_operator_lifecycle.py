@@ -63,7 +63,7 @@ def test_version_is_verified_and_deployment_becomes_healthy(
     # Every transition was announced.
     events = cluster.events_for("churn")
     assert "AllConditionsMet" in {e.reason for e in events}
-    assert any("Progressing=False (RolloutComplete)" in e.message for e in events)
+    assert any("Progressing=False (RolloutCompleted)" in e.message for e in events)
     assert "Verified" in {e.reason for e in cluster.events_for("churn-v1")}
 
 

@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -314,6 +314,9 @@ numeric_arrays = st.sampled_from(
 )
 
 
+# No deadline: a timing threshold says nothing about correctness, and a loaded CI machine
+# made the default 200 ms fail now and then.
+@settings(deadline=None)
 @given(numeric_arrays, st.booleans())
 def test_any_numeric_tensor_survives_request_and_response_encoding(case, binary):
     datatype, array = case
