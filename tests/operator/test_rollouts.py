@@ -317,3 +317,96 @@ def test_rollouts_killed_at_random_points_end_as_an_uninterrupted_one_does(
     for obj in running.values():
         (owner,) = obj.metadata.owner_references
         assert owner.name in names
+
+
+def gateway_api_httproute_crd() -> dict[str, Any]:
+    """The HTTPRoute CRD with the Gateway API's own v1 schema (tests/fixtures/gateway-api);
+    its CEL rules are left out (they validate routes users write, not what this test is
+    about, and need CEL libraries beyond the local API's)."""
+    from pathlib import Path
+
+    def without_rules(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: without_rules(v) for k, v in node.items() if k != "x-kubernetes-validations"}
+        if isinstance(node, list):
+            return [without_rules(v) for v in node]
+        return node
+
+    schema_file = (
+        Path(__file__).parents[1] / "fixtures" / "gateway-api" / "httproute-v1.schema.json"
+    )
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "httproutes.gateway.networking.k8s.io"},
+        "spec": {
+            "group": "gateway.networking.k8s.io",
+            "names": {
+                "kind": "HTTPRoute",
+                "listKind": "HTTPRouteList",
+                "plural": "httproutes",
+                "singular": "httproute",
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": without_rules(json.loads(schema_file.read_text()))
+                    },
+                    "subresources": {"status": {}},
+                }
+            ],
+        },
+    }
+
+
+def test_an_httproute_carries_the_canary_weights_through_the_real_operator(
+    api, cluster, operator, model_file, tmp_path
+):
+    import kubernetes
+
+    client = api.api_client()
+    kubernetes.client.ApiextensionsV1Api(client).create_custom_resource_definition(
+        gateway_api_httproute_crd()
+    )
+    versions(cluster, tmp_path, model_file)
+    body = model_deployment(
+        "churn",
+        "churn-a",
+        replicas=4,
+        strategy=canary(
+            {"weight": 25, "pauseSeconds": 1}, {"weight": 50, "pauseSeconds": 1}, {"weight": 100}
+        ),
+        traffic={"httpRoute": [{"name": "public", "namespace": "gateways"}]},
+    )
+    cluster.create("modeldeployments", body)
+    routes = kubernetes.client.CustomObjectsApi(client)
+
+    def backends() -> dict[str, int]:
+        try:
+            route = routes.get_namespaced_custom_object(
+                "gateway.networking.k8s.io", "v1", NAMESPACE, "httproutes", "churn"
+            )
+        except kubernetes.client.ApiException:
+            return {}
+        refs = route["spec"]["rules"][0]["backendRefs"]
+        return {ref["name"].rsplit("--", 1)[-1]: ref["weight"] for ref in refs}
+
+    wait_for(lambda: healthy_on(cluster, "churn-a") and backends() == {"stable": 100}, what="route")
+    move_to(cluster, "churn-b")
+    seen: list[dict[str, int]] = []
+
+    def follow() -> bool:
+        current = backends()
+        if current and (not seen or seen[-1] != current):
+            seen.append(current)
+        return healthy_on(cluster, "churn-b") and current == {"stable": 100}
+
+    wait_for(follow, timeout=60, what="promoted with the route back on stable")
+    canary_weights = [w.get("canary", 0) for w in seen]
+    assert {25, 50} <= set(canary_weights), seen
+    for weights in seen:
+        assert sum(weights.values()) == 100, seen
