@@ -148,17 +148,9 @@ def all_ready(url: str) -> int:
     return ready
 
 
-def run(count: int, idle_seconds: float, deadline_s: float) -> dict[str, Any]:
-    work = Path(tempfile.mkdtemp(prefix="driftline-bench-"))
-    api = ApiThread()
-    kubeconfig = write_kubeconfig(work / "kubeconfig", api.server.url)
-    client = bench_client(api.server.url)
-    core = kubernetes.client.CoreV1Api(client)
-    custom = kubernetes.client.CustomObjectsApi(client)
-    core.create_namespace({"metadata": {"name": NAMESPACE}})
-
-    # A real ONNX model, verified by the real driftline-verify; its report is what the
-    # verification Job's pod says.
+def verified_model(work: Path) -> tuple[Path, str, str]:
+    """A real ONNX model, verified by the real driftline-verify: its path, sha256, and the
+    report that the verification Job's pod gives (its termination message)."""
     model = work / "model.onnx"
     sha256 = example_models.save(example_models.classifier_mlp(), model)
     log = work / "termination-log"
@@ -174,9 +166,22 @@ def run(count: int, idle_seconds: float, deadline_s: float) -> dict[str, Any]:
             str(work / "artifacts"),
         ]
     )
+    return model, sha256, log.read_text()
+
+
+def run(count: int, idle_seconds: float, deadline_s: float) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="driftline-bench-"))
+    api = ApiThread()
+    kubeconfig = write_kubeconfig(work / "kubeconfig", api.server.url)
+    client = bench_client(api.server.url)
+    core = kubernetes.client.CoreV1Api(client)
+    custom = kubernetes.client.CustomObjectsApi(client)
+    core.create_namespace({"metadata": {"name": NAMESPACE}})
+
+    model, sha256, report = verified_model(work)
     api.call(
         lambda: api.server.controllers.jobs.set_outcome(
-            "model-v1-verify", succeed=True, message=log.read_text()
+            "model-v1-verify", succeed=True, message=report
         )
     )
 

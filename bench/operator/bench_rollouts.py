@@ -33,11 +33,10 @@ from bench_operator import (
     list_json,
     machine,
     peak_rss_mb,
+    verified_model,
 )
 
 from driftline.apiserver.bootstrap import write_kubeconfig
-from driftline_serving.examples import models as example_models
-from driftline_serving.verify import main as verify_main
 
 STEPS = [{"weight": 20}, {"weight": 50}, {"weight": 100}]
 REPLICAS = 4
@@ -67,25 +66,11 @@ def promoted(url: str, version: str) -> int:
 
 
 def verified_versions(api: ApiThread, custom: Any, work: Path) -> None:
-    model = work / "model.onnx"
-    sha256 = example_models.save(example_models.classifier_mlp(), model)
-    log = work / "termination-log"
-    verify_main(
-        [
-            "--model-uri",
-            str(model),
-            "--sha256",
-            sha256,
-            "--termination-log",
-            str(log),
-            "--artifact-dir",
-            str(work / "artifacts"),
-        ]
-    )
+    model, sha256, report = verified_model(work)
     for name in ("model-v1", "model-v2"):
         api.call(
             lambda name=name: api.server.controllers.jobs.set_outcome(
-                f"{name}-verify", succeed=True, message=log.read_text()
+                f"{name}-verify", succeed=True, message=report
             )
         )
         custom.create_namespaced_custom_object(
