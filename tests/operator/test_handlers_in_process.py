@@ -42,13 +42,22 @@ def model_deployment(name: str = "churn", version: str = "v1", **spec: object) -
     }
 
 
-def runtime_for(kube: MemoryKube) -> Runtime:
-    return Runtime(
-        kube=kube,
-        render=RenderSettings(),
-        settings=OperatorSettings(blocked_recheck_seconds=1, drift_prune_seconds=1),
-        indexes=kube.indexes(),
-    )
+def runtime_for(kube: MemoryKube, **settings: float) -> Runtime:
+    """The operator's runtime over `kube`, one per API (as one operator process keeps one),
+    with the indexes kopf would hold now."""
+    runtime: Runtime | None = getattr(kube, "runtime", None)
+    if runtime is None:
+        runtime = Runtime(
+            kube=kube,
+            render=RenderSettings(),
+            settings=OperatorSettings(
+                **{"blocked_recheck_seconds": 1, "drift_prune_seconds": 1, **settings}
+            ),
+            indexes={},
+        )
+        kube.runtime = runtime  # type: ignore[attr-defined]
+    runtime.indexes = kube.indexes()
+    return runtime
 
 
 def reconcile_md(kube: MemoryKube, name: str = "churn") -> None:
@@ -301,3 +310,22 @@ def test_a_lost_first_status_write_still_records_the_stable_version():
     assert kube.find("Deployment", "churn-stable") is not None
     modeldeployment.reconcile(runtime_for(kube), NS, "churn", 1)
     assert status_of(kube, "ModelDeployment", "churn")["stableVersion"] == "v1"
+
+
+def test_a_hand_edit_of_a_child_is_undone_at_the_resync_and_not_before():
+    kube = MemoryKube()
+    kube.put(model_version("v1"))
+    kube.put(model_deployment())
+    runtime = runtime_for(kube, resync_seconds=3600)
+    for _ in range(3):
+        modeldeployment.reconcile(runtime_for(kube), NS, "churn", 0)
+    service = kube.objects[("v1", "Service", NS, "churn")]
+    service["spec"]["selector"] = {"app": "hijacked"}
+    kube.calls.clear()
+    again = modeldeployment.reconcile(runtime_for(kube), NS, "churn", 0)
+    assert kube.calls == []  # within the resync period: nothing applied
+    assert again is not None and again <= 3600  # but it comes back for the resync
+    runtime.resynced_at.clear()  # the period is over
+    modeldeployment.reconcile(runtime_for(kube), NS, "churn", 0)
+    restored = kube.objects[("v1", "Service", NS, "churn")]["spec"]["selector"]
+    assert restored["app.kubernetes.io/instance"] == "churn"

@@ -377,8 +377,9 @@ def test_an_httproute_carries_the_canary_weights_through_the_real_operator(
         "churn",
         "churn-a",
         replicas=4,
+        # Pauses long enough for the test to see each step's route under load.
         strategy=canary(
-            {"weight": 25, "pauseSeconds": 1}, {"weight": 50, "pauseSeconds": 1}, {"weight": 100}
+            {"weight": 25, "pauseSeconds": 3}, {"weight": 50, "pauseSeconds": 3}, {"weight": 100}
         ),
         traffic={"httpRoute": [{"name": "public", "namespace": "gateways"}]},
     )

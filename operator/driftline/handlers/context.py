@@ -24,11 +24,15 @@ class OperatorSettings:
     drift_prune_seconds: float = 30.0
     # Reconciles that may run at once (each blocks a thread on API calls).
     workers: int = 16
+    # How often every child of a ModelDeployment is applied again even though its
+    # applied-hash says it is current, so that hand edits of our fields are undone.
+    resync_seconds: float = 600.0
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
-        """DRIFTLINE_BLOCKED_RECHECK_SECONDS, DRIFTLINE_DRIFT_PRUNE_SECONDS and
-        DRIFTLINE_OPERATOR_WORKERS override the defaults (read at start-up)."""
+        """DRIFTLINE_BLOCKED_RECHECK_SECONDS, DRIFTLINE_DRIFT_PRUNE_SECONDS,
+        DRIFTLINE_OPERATOR_WORKERS and DRIFTLINE_RESYNC_SECONDS override the defaults
+        (read at start-up)."""
         env = os.environ if environ is None else environ
         defaults = cls()
         return cls(
@@ -39,6 +43,7 @@ class OperatorSettings:
                 env.get("DRIFTLINE_DRIFT_PRUNE_SECONDS") or defaults.drift_prune_seconds
             ),
             workers=int(env.get("DRIFTLINE_OPERATOR_WORKERS") or defaults.workers),
+            resync_seconds=float(env.get("DRIFTLINE_RESYNC_SECONDS") or defaults.resync_seconds),
         )
 
 
@@ -57,6 +62,9 @@ class Runtime:
     # the reconcile reads the resource itself instead of writing from a stale copy (which
     # the API would refuse with a conflict). Only spares calls; empty after a restart.
     written: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # When each ModelDeployment's children were last all applied (monotonic seconds); only
+    # paces the resync: after a restart the first reconcile of each applies everything.
+    resynced_at: dict[tuple[str, str], float] = field(default_factory=dict)
     # Per resource, what its dependents last read of it (see handlers.register).
     dependents_saw: dict[tuple[str, ...], Any] = field(default_factory=dict)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from driftline.api.common import API_VERSION
@@ -66,11 +67,23 @@ def gather(
 
 def reconcile(runtime: Runtime, namespace: str, name: str, attempt: int) -> float | None:
     observed = gather(runtime, namespace, name, fresh=attempt > 0)
+    key = (namespace, name)
     if observed is None:
+        runtime.resynced_at.pop(key, None)
         return None
     now = now_rfc3339()
-    decision = decide(observed, runtime.render, now)
+    clock = time.monotonic()
+    last = runtime.resynced_at.get(key)
+    resync = runtime.settings.resync_seconds
+    reapply_all = last is None or clock - last >= resync
+    decision = decide(observed, runtime.render, now, reapply_all=reapply_all)
     written = execute(runtime.kube, decision, ModelDeploymentStatus(), now)
+    if reapply_all:
+        runtime.resynced_at[key] = clock
+    until_resync = resync - (clock - runtime.resynced_at[key])
     if written:
         runtime.remember_write(KIND, (namespace, name), written)
-    return decision.requeue_after
+    return min(
+        (t for t in (decision.requeue_after, max(until_resync, 1.0)) if t is not None),
+        default=None,
+    )

@@ -469,9 +469,17 @@ def _decision(
 
 
 def decide(
-    observed: ModelDeploymentObserved, settings: RenderSettings, now: str
+    observed: ModelDeploymentObserved,
+    settings: RenderSettings,
+    now: str,
+    *,
+    reapply_all: bool = False,
 ) -> Decision[ModelDeploymentStatus]:
-    """The objects one ModelDeployment needs, what to remove, and its status."""
+    """The objects one ModelDeployment needs, what to remove, and its status.
+
+    A child whose applied-hash matches what is rendered is not applied again, unless
+    `reapply_all` (the periodic resync): server-side apply then restores any field of ours
+    that someone changed by hand, at one no-op call per child when nothing did."""
     body = observed.body
     metadata = body["metadata"]
     try:
@@ -524,7 +532,9 @@ def decide(
     apply = [
         obj
         for obj, digest in desired
-        if (child := owned.get(ObjectRef.of(obj))) is None or child.applied_hash != digest
+        if reapply_all
+        or (child := owned.get(ObjectRef.of(obj))) is None
+        or child.applied_hash != digest
     ]
     wanted = {ObjectRef.of(obj) for obj, _ in desired}
     prune = [
