@@ -82,8 +82,9 @@ def test_a_canary_goes_through_every_step_to_promoted(cluster, operator, model_f
         cluster,
         tmp_path,
         model_file,
+        # Pauses long enough for the test's polling to see each step on a loaded machine.
         canary(
-            {"weight": 25, "pauseSeconds": 1}, {"weight": 50, "pauseSeconds": 1}, {"weight": 100}
+            {"weight": 25, "pauseSeconds": 3}, {"weight": 50, "pauseSeconds": 3}, {"weight": 100}
         ),
     )
     move_to(cluster, "churn-b")
@@ -195,7 +196,8 @@ def test_blue_green_previews_switches_and_removes_the_old_track(
         cluster,
         tmp_path,
         model_file,
-        {"type": "BlueGreen", "blueGreen": {"autoPromote": True, "scaleDownDelaySeconds": 2}},
+        # A delay long enough for the test's polling to see the switch on a loaded machine.
+        {"type": "BlueGreen", "blueGreen": {"autoPromote": True, "scaleDownDelaySeconds": 5}},
         replicas=2,
     )
     move_to(cluster, "churn-b")
