@@ -1,9 +1,10 @@
 """ModelDeployment decisions: which tracks run which version, and the status that follows
 from what the cluster reports.
 
-For now a change of spec.modelVersion moves the stable track once the new version is
-servable (Ready or Deprecated); the canary and blue-green state machines come later and
-plug in at `plan_tracks`.
+Which version each track runs, and at what size, is the rollout engine's decision
+(driftline.rollout, through reconcile.rollouts); `decide` renders it and computes the
+status. `plan_tracks` is the plan of the Rolling strategy before the engine existed, kept
+for its tests until they move to the engine's.
 """
 
 from __future__ import annotations
@@ -515,12 +516,12 @@ def decide(
             now=now,
         )
     )
-    plan = Plan(track_plans(rollout, versions))
+    tracks = track_plans(rollout, versions)
     policy = choose_policy(observed.policies)
     rendered = render_model_deployment(
         body,
         spec,
-        plan.tracks,
+        tracks,
         policy,
         settings,
         active_track=rollout.active_track if spec.strategy.type == "BlueGreen" else None,
@@ -542,7 +543,7 @@ def decide(
         for ref, child in sorted(owned.items())
         if ref not in wanted
         and ref.kind in PRUNABLE_KINDS
-        and not (ref.kind in KEPT_WITHOUT_TRACKS and not plan.tracks)
+        and not (ref.kind in KEPT_WITHOUT_TRACKS and not tracks)
     ]
     outcome = ApplyOutcome(
         True,
@@ -555,10 +556,10 @@ def decide(
         serving_url(
             metadata["name"],
             metadata["namespace"],
-            plan.tracks[0].model_version.spec.model,
+            tracks[0].model_version.spec.model,
             settings,
         )
-        if plan.tracks
+        if tracks
         else None
     )
     status = compute_status(
