@@ -25,6 +25,7 @@ from driftline.api.common import (
     QualifiedName,
     Quantity,
     ResourceModel,
+    SecretReference,
     Toleration,
     cel,
     cel_string,
@@ -279,7 +280,9 @@ class PrometheusGate(ApiModel):
         description="Gate name, shown in status.", pattern=DNS_SUBDOMAIN, max_length=63
     )
     query: str = Field(
-        description="PromQL returning one value; {{version}}, {{namespace}} and {{deployment}} are substituted.",
+        description="PromQL returning one number (a scalar or a one-element vector); "
+        "{{version}} (the ModelVersion under analysis), {{track}} (canary or preview), "
+        "{{namespace}} and {{deployment}} are substituted.",
         min_length=1,
         max_length=4096,
     )
@@ -290,11 +293,84 @@ class PrometheusGate(ApiModel):
     )
 
 
+class BuiltinGates(ApiModel):
+    """Gates that need no PromQL: the new version's success rate and p99 latency, alone and
+    against the stable track over the same period. From Prometheus when one is configured,
+    else from the serving pods' own /metrics."""
+
+    min_requests: int = Field(
+        50,
+        description="Requests a period must hold on each track compared; fewer is no data "
+        "(Inconclusive), never a pass.",
+        ge=1,
+        le=1000000,
+    )
+    min_success_rate: float | None = Field(
+        0.99,
+        description="Fail when fewer of the new version's requests succeed (0-1). Unset: no such gate.",
+        ge=0,
+        le=1,
+    )
+    max_success_rate_drop: float | None = Field(
+        0.01,
+        description="Fail when the new version's success rate is lower than stable's by more "
+        "than this (0-1). Unset: no such gate.",
+        ge=0,
+        le=1,
+    )
+    max_p99_seconds: float | None = Field(
+        None,
+        description="Fail when the new version's p99 latency exceeds this many seconds. Unset: no such gate.",
+        gt=0,
+    )
+    max_p99_ratio: float | None = Field(
+        1.5,
+        description="Fail when the new version's p99 latency exceeds stable's by more than "
+        "this factor. Unset: no such gate.",
+        gt=0,
+    )
+
+
+class DivergenceGate(ApiModel):
+    """Fail when the new version predicts differently from stable on the same traffic:
+    the two tracks' prediction distributions (from their drift sidecars) compared with a
+    two-sample test and a minimum effect size. Needs a DriftPolicy targeting the deployment."""
+
+    output: str | None = Field(
+        None,
+        description="Model output to compare; the first the sidecars report when unset.",
+        max_length=253,
+    )
+    alpha: float = Field(0.01, description="Significance level of the two-sample test.", gt=0, lt=1)
+    min_effect: float = Field(
+        0.1,
+        description="Smallest effect size (total variation distance, 0-1) that fails the "
+        "gate; a significant but smaller difference passes.",
+        ge=0,
+        le=1,
+    )
+    min_samples: int = Field(
+        200,
+        description="Predictions each track must report; fewer is no data (Inconclusive).",
+        ge=1,
+    )
+    test: Literal["chi-square", "g-test"] = Field(
+        "chi-square", description="The two-sample test: chi-square or g-test."
+    )
+
+
 class Analysis(ApiModel):
     """The automatic gates a rollout step must pass."""
 
     interval_seconds: int = Field(30, description="Time between measurements.", ge=1)
     count: int = Field(3, description="Measurements per analysis run.", ge=1, le=100)
+    consecutive_error_limit: int = Field(
+        4,
+        description="Errors in a row (timeouts, 5xx, bad PromQL) tolerated; one more ends "
+        "the run Inconclusive. Errors never count as passes.",
+        ge=0,
+        le=100,
+    )
     prometheus_url: str | None = Field(
         None,
         description="Prometheus base URL (http or https); the operator's configured one when unset. Link-local and cloud metadata addresses are refused.",
@@ -302,14 +378,32 @@ class Analysis(ApiModel):
         max_length=URI_MAX,
         json_schema_extra={"x-kubernetes-validations": PROMETHEUS_URL_RULES},
     )
+    prometheus_secret_ref: SecretReference | None = Field(
+        None,
+        description="Secret with Prometheus credentials: key token (a bearer token, sent "
+        "only over https) and/or key ca.crt (a PEM CA bundle).",
+    )
     metrics: list[PrometheusGate] = Field(
         default_factory=list,
         description="Prometheus gates.",
         max_length=16,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
+    builtin: BuiltinGates | None = Field(
+        None, description="Built-in success-rate and latency gates; off when unset."
+    )
     drift_gate: bool = Field(
-        True, description="Fail when the canary's DriftPolicy reports drift of severity High."
+        True,
+        description="Fail when the new version's pods report confirmed drift of severity "
+        "High in the deployment's DriftPolicy (only where a DriftPolicy targets it).",
+    )
+    divergence: DivergenceGate | None = Field(
+        None, description="Prediction divergence gate against stable; off when unset."
+    )
+    background: bool = Field(
+        False,
+        description="Also run the gates over the whole rollout, run after run: a failed "
+        "background run aborts at any step, an inconclusive one holds the rollout.",
     )
 
 
@@ -436,15 +530,64 @@ class TrackStatus(ApiModel):
     available_replicas: int = Field(0, description="Available replicas.", ge=0)
 
 
-class AnalysisMeasurement(ApiModel):
-    """One gate measured at one rollout step."""
+class GateMeasurement(ApiModel):
+    """One measurement of a gate."""
 
-    step: int = Field(description="Index of the canary step.", ge=0)
-    gate: str = Field(description="Gate name, or drift for the drift gate.")
-    value: float | None = Field(None, description="Measured value; unset when none could be read.")
-    passed: bool | None = Field(None, description="Whether the value was within bounds.")
-    message: str | None = Field(None, description="Why it failed or could not be measured.")
-    measured_at: datetime = Field(description="When it was measured.")
+    at: datetime = Field(description="When it was taken.")
+    phase: Literal["Successful", "Failed", "NoData", "Error"] = Field(
+        description="Successful (within bounds), Failed (outside), NoData or Error."
+    )
+    value: str | None = Field(
+        None,
+        description="The measured number as Prometheus writes it (+Inf, -Inf); unset for NoData and Error.",
+        max_length=64,
+    )
+    message: str = Field("", description="Why it failed, had no data or errored.", max_length=1024)
+
+
+class GateRun(ApiModel):
+    """One gate of an analysis run: its bounds, its last measurements and totals."""
+
+    name: str = Field(description="Gate name.", max_length=64)
+    kind: Literal["Prometheus", "Builtin", "Drift", "Divergence"] = Field(
+        description="Prometheus, Builtin, Drift or Divergence."
+    )
+    track: str = Field(description="The track measured (canary or preview).", max_length=16)
+    min: float | None = Field(None, description="Lower bound.")
+    max: float | None = Field(None, description="Upper bound.")
+    verdict: Literal["Running", "Passed", "Failed", "Inconclusive"] = Field(
+        description="Running, Passed, Failed or Inconclusive."
+    )
+    reason: str = Field("", description="What decided it.", max_length=1024)
+    started_at: datetime = Field(description="When the run of this gate began.")
+    recent: list[GateMeasurement] = Field(
+        default_factory=list, description="The last measurements, oldest first.", max_length=10
+    )
+    successful: int = Field(0, description="Measurements within bounds.", ge=0)
+    failed: int = Field(0, description="Measurements outside bounds.", ge=0)
+    no_data: int = Field(0, description="Measurements with no data.", ge=0)
+    errors: int = Field(0, description="Measurements that could not be taken.", ge=0)
+    consecutive_errors: int = Field(0, description="Errors in a row, up to now.", ge=0)
+    last_failed: GateMeasurement | None = Field(None, description="The latest failure.")
+    last_no_data: GateMeasurement | None = Field(None, description="The latest no-data.")
+    last_error: GateMeasurement | None = Field(None, description="The latest error.")
+
+
+class AnalysisRun(ApiModel):
+    """The gates run for one step (step-N), blue-green gate (pre-promotion,
+    post-promotion) or the background analysis of the rollout in progress."""
+
+    name: str = Field(
+        description="step-N, pre-promotion, post-promotion or background.", max_length=64
+    )
+    version: str = Field(description="The ModelVersion under analysis.")
+    started_at: datetime = Field(description="When the run began.")
+    verdict: Literal["Running", "Passed", "Failed", "Inconclusive"] = Field(
+        description="The run's verdict: Failed if any gate failed, else Inconclusive if "
+        "any was, else Running until all passed."
+    )
+    reason: str = Field("", description="The gate and the value that decided.", max_length=1024)
+    gates: list[GateRun] = Field(default_factory=list, description="Its gates.", max_length=24)
 
 
 class StepVerdict(ApiModel):
@@ -531,8 +674,11 @@ class ModelDeploymentStatus(ApiModel):
     tracks: dict[str, TrackStatus] = Field(
         default_factory=dict, description="Per track (stable, canary, preview): its Deployment."
     )
-    analysis: list[AnalysisMeasurement] = Field(
-        default_factory=list, description="Measurements of the current rollout.", max_length=256
+    analysis: list[AnalysisRun] = Field(
+        default_factory=list,
+        description="Analysis runs of the rollout in progress (the current one in full; "
+        "finished ones stay until the rollout ends).",
+        max_length=32,
     )
     history: list[Revision] = Field(
         default_factory=list, description="Past revisions, newest first.", max_length=100

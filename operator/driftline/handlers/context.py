@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from driftline.handlers.analysis import Analyst
 from driftline.handlers.kube import KubeApi
 from driftline.render.settings import RenderSettings
 
@@ -27,12 +28,14 @@ class OperatorSettings:
     # How often every child of a ModelDeployment is applied again even though its
     # applied-hash says it is current, so that hand edits of our fields are undone.
     resync_seconds: float = 600.0
+    # The Prometheus the analysis gates query where a ModelDeployment names none.
+    prometheus_url: str | None = None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
         """DRIFTLINE_BLOCKED_RECHECK_SECONDS, DRIFTLINE_DRIFT_PRUNE_SECONDS,
-        DRIFTLINE_OPERATOR_WORKERS and DRIFTLINE_RESYNC_SECONDS override the defaults
-        (read at start-up)."""
+        DRIFTLINE_OPERATOR_WORKERS, DRIFTLINE_RESYNC_SECONDS and DRIFTLINE_PROMETHEUS_URL
+        override the defaults (read at start-up)."""
         env = os.environ if environ is None else environ
         defaults = cls()
         return cls(
@@ -44,6 +47,7 @@ class OperatorSettings:
             ),
             workers=int(env.get("DRIFTLINE_OPERATOR_WORKERS") or defaults.workers),
             resync_seconds=float(env.get("DRIFTLINE_RESYNC_SECONDS") or defaults.resync_seconds),
+            prometheus_url=env.get("DRIFTLINE_PROMETHEUS_URL") or None,
         )
 
 
@@ -67,6 +71,14 @@ class Runtime:
     resynced_at: dict[tuple[str, str], float] = field(default_factory=dict)
     # Per resource, what its dependents last read of it (see handlers.register).
     dependents_saw: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    # Takes the analysis gates' measurements (made on first use).
+    _analyst: Analyst | None = None
+
+    @property
+    def analyst(self) -> Analyst:
+        if self._analyst is None:
+            self._analyst = Analyst(self.kube, self.settings.prometheus_url)
+        return self._analyst
 
     def indexed_current(self, index: str, kind: str, key: tuple[str, str]) -> dict[str, Any] | None:
         """The indexed body of a resource, or None when it is missing or known to be stale."""

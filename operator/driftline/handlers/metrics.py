@@ -25,6 +25,22 @@ RECONCILE_ERRORS = Counter(
     ["kind", "reason"],
 )
 
+ANALYSIS_MEASUREMENTS = Counter(
+    "driftline_analysis_measurements_total",
+    "Analysis gate measurements by phase (Successful, Failed, NoData, Error).",
+    ["namespace", "deployment", "gate", "phase"],
+)
+ANALYSIS_VERDICTS = Counter(
+    "driftline_analysis_verdicts_total",
+    "Verdicts of analysis gates at the end of their run (Passed, Failed, Inconclusive).",
+    ["namespace", "deployment", "gate", "verdict"],
+)
+ANALYSIS_RUNS = Counter(
+    "driftline_analysis_runs_total",
+    "Analysis runs ended, by run (step-N, pre-promotion, post-promotion, background) and verdict.",
+    ["namespace", "deployment", "run", "verdict"],
+)
+
 
 @contextmanager
 def measured(kind: str) -> Iterator[None]:

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from driftline.analysis import runs as analysis_runs
+from driftline.analysis.types import Outcome
 from driftline.api.common import API_VERSION
 from driftline.api.driftpolicy import DriftPolicy
 from driftline.api.modeldeployment import (
@@ -26,7 +28,7 @@ from driftline.api.modelversion import ModelVersion
 from driftline.conditions import aggregate_ready, find_condition, make_condition, set_conditions
 from driftline.reconcile.decision import ChildState, Decision, ObjectRef, with_applied_hash
 from driftline.reconcile.modelversion import is_servable
-from driftline.reconcile.rollouts import rollout_input, track_plans
+from driftline.reconcile.rollouts import parse_time, rollout_input, track_plans
 from driftline.reconcile.transitions import EventSpec, condition_events
 from driftline.render import labels as lbl
 from driftline.render.objects import TrackPlan, render_model_deployment
@@ -79,15 +81,9 @@ def read_status(body: Mapping[str, Any]) -> ModelDeploymentStatus | None:
 
 def not_implemented(spec: Mapping[str, Any]) -> list[str]:
     """Spec fields the CRD accepts that this operator does not act on yet, each with what
-    happens instead. Reported in the Supported condition rather than silently ignored."""
-    found = []
-    analysis = (spec.get("strategy") or {}).get("analysis") or {}
-    if analysis.get("metrics") or analysis.get("driftGate"):
-        found.append(
-            "spec.strategy.analysis: not implemented yet, no gate is evaluated and steps "
-            "advance once their pause ends"
-        )
-    return found
+    happens instead. Reported in the Supported condition rather than silently ignored.
+    Every ModelDeployment field is acted on today."""
+    return []
 
 
 def _wait_reason(name: str, target: ModelVersion | None) -> tuple[WaitReason | None, str]:
@@ -475,8 +471,12 @@ def decide(
     now: str,
     *,
     reapply_all: bool = False,
+    outcomes: Mapping[tuple[str, str], Outcome] | None = None,
 ) -> Decision[ModelDeploymentStatus]:
     """The objects one ModelDeployment needs, what to remove, and its status.
+
+    `outcomes` are the analysis measurements taken for this reconcile (by (run, gate)),
+    which `analysis_due` named.
 
     A child whose applied-hash matches what is rendered is not applied again, unless
     `reapply_all` (the periodic resync): server-side apply then restores any field of ours
@@ -503,10 +503,20 @@ def decide(
         if (parsed := _parse_version(raw)) is not None
     }
     observations = {track: observe_track(obj) for track, obj in observed.tracks.items()}
+    policy = choose_policy(observed.policies)
+    has_policy = policy is not None
+    moment = parse_time(now)
+    recorded = analysis_runs.record_outcomes(
+        spec,
+        old_status or ModelDeploymentStatus(),
+        outcomes or {},
+        has_policy=has_policy,
+        now=moment,
+    )
     rollout = decide_rollout(
         rollout_input(
             spec,
-            old_status,
+            recorded.status,
             metadata,
             {
                 track: ObservedTrack(o.version, o.desired, o.ready, o.available, o.rolled_out)
@@ -514,10 +524,14 @@ def decide(
             },
             desired_servable=_wait_reason(spec.model_version, target)[0] is None,
             now=now,
+            gated=analysis_runs.is_gated(spec, has_policy=has_policy),
         )
     )
+    analysed = analysis_runs.start_runs(
+        spec, rollout.status, rollout.progressing[1], has_policy=has_policy, now=moment
+    )
+    rollout = replace(rollout, status=analysed)
     tracks = track_plans(rollout, versions)
-    policy = choose_policy(observed.policies)
     rendered = render_model_deployment(
         body,
         spec,
@@ -572,8 +586,27 @@ def decide(
         rollout=rollout,
     )
     decision = _decision(observed, status, apply=apply, known=frozenset(owned), prune=prune)
+    waits = [
+        rollout.requeue_after,
+        analysis_runs.next_due_seconds(spec, analysed, has_policy=has_policy, now=moment),
+    ]
     return replace(
         decision,
-        events=(*rollout.events, *decision.events),
-        requeue_after=rollout.requeue_after,
+        events=(*recorded.events, *rollout.events, *decision.events),
+        requeue_after=min((w for w in waits if w is not None), default=None),
+    )
+
+
+def analysis_due(observed: ModelDeploymentObserved, now: str) -> list[analysis_runs.Due]:
+    """The analysis measurements due in this reconcile (none for a spec that cannot be
+    read: the decision reports that)."""
+    try:
+        resource = ModelDeployment.model_validate(observed.body)
+    except ValidationError:
+        return []
+    return analysis_runs.due_measurements(
+        resource.spec,
+        read_status(observed.body) or ModelDeploymentStatus(),
+        has_policy=choose_policy(observed.policies) is not None,
+        now=parse_time(now),
     )

@@ -39,15 +39,6 @@ def manual_request(metadata: Mapping[str, Any]) -> ManualRequest | None:
     return ManualRequest(id=request_id[:128], action=action)
 
 
-def gateless(spec: ModelDeploymentSpec) -> ModelDeploymentSpec:
-    """The spec as the engine sees it until the analysis gates land (issue 15): no gate is
-    configured, so a step passes once its pause ends, rather than waiting for a verdict no
-    component writes. The Supported condition says so."""
-    analysis = spec.strategy.analysis.model_copy(update={"metrics": [], "drift_gate": False})
-    strategy = spec.strategy.model_copy(update={"analysis": analysis})
-    return spec.model_copy(update={"strategy": strategy})
-
-
 def total_replicas(spec: ModelDeploymentSpec) -> int:
     """What the tracks share: spec.replicas (with autoscaling, the HPA's, set through the
     scale subresource), else, before the HPA has spoken, the autoscaling minimum."""
@@ -69,17 +60,23 @@ def rollout_input(
     *,
     desired_servable: bool,
     now: str,
+    gated: bool | None = None,
 ) -> RolloutInput:
     return RolloutInput(
-        spec=gateless(spec),
+        spec=spec,
         desired_version=spec.model_version,
         desired_servable=desired_servable,
         total_replicas=total_replicas(spec),
         tracks=tracks,
         status=status or ModelDeploymentStatus(),
         request=manual_request(metadata),
-        now=datetime.fromisoformat(now.replace("Z", "+00:00")),
+        now=parse_time(now),
+        gated=gated,
     )
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def track_plans(decision: RolloutDecision, versions: Mapping[str, ModelVersion]) -> list[TrackPlan]:

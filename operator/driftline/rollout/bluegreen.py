@@ -133,13 +133,11 @@ def _back(
     return replace(_ended(ctx, status, *events), acted=acted, degraded=degraded)
 
 
-def _gate(ctx: Context, gate: str, version: str) -> tuple[str, str]:
-    if not gates.gates_configured(ctx.rollout.spec):
-        return "Passed", "no gates configured"
-    return (
-        gates.verdict_of(ctx.status.verdicts, gate, version),
-        gates.verdict_reason(ctx.status.verdicts, gate, version),
-    )
+def _gate(ctx: Context, gate: str, version: str) -> tuple[str, str, str]:
+    """(verdict, reason, deciding gate) of a blue-green gate, background analysis included."""
+    if not ctx.rollout.analysed:
+        return "Passed", "no gates configured", gate
+    return gates.step_verdict(ctx.status.verdicts, gate, version, background=ctx.rollout.background)
 
 
 def _switch(ctx: Context, version: str, why: str, *, full: bool) -> Plan:
@@ -171,9 +169,9 @@ def _preview(ctx: Context, version: str) -> Plan:
         return _back(
             ctx, version, state.ABORTED_BY_REQUEST, "abort requested", switched=False, acted=True
         )
-    verdict, why = _gate(ctx, PRE_PROMOTION, version)
+    verdict, why, deciding = _gate(ctx, PRE_PROMOTION, version)
     if verdict == "Failed":
-        message = f"gate {PRE_PROMOTION} failed: {why}".rstrip(": ")
+        message = f"gate {deciding} failed: {why}".rstrip(": ")
         return _back(ctx, version, state.ANALYSIS_FAILED, message, switched=False)
     at = f"preview of {version} beside {ctx.stable_version}"
     if ctx.paused:
@@ -199,7 +197,7 @@ def _preview(ctx: Context, version: str) -> Plan:
         progressing = (
             True,
             "AnalysisInconclusive",
-            f"{at}; gate {PRE_PROMOTION} is inconclusive: {why}; promote or abort",
+            f"{at}; gate {deciding} is inconclusive: {why}; promote or abort",
         )
     elif verdict == "Running":
         progressing = (True, "WaitingForAnalysis", f"{at}; waiting for gate {PRE_PROMOTION}")
@@ -219,9 +217,9 @@ def _switched(ctx: Context, version: str, switched_at: datetime) -> Plan:
         return _back(
             ctx, version, state.ABORTED_BY_REQUEST, "abort requested", switched=True, acted=True
         )
-    verdict, why = _gate(ctx, POST_PROMOTION, version)
+    verdict, why, deciding = _gate(ctx, POST_PROMOTION, version)
     if verdict == "Failed":
-        message = f"gate {POST_PROMOTION} failed: {why}".rstrip(": ")
+        message = f"gate {deciding} failed: {why}".rstrip(": ")
         return _back(ctx, version, state.ANALYSIS_FAILED, message, switched=True)
     at = f"{version} serves on the preview track; {ctx.stable_version} kept on stable"
     if ctx.paused:
@@ -235,7 +233,7 @@ def _switched(ctx: Context, version: str, switched_at: datetime) -> Plan:
         progressing = (
             True,
             "AnalysisInconclusive",
-            f"{at}; gate {POST_PROMOTION} is inconclusive: {why}; promote or abort",
+            f"{at}; gate {deciding} is inconclusive: {why}; promote or abort",
         )
     elif verdict == "Running":
         progressing = (True, "WaitingForAnalysis", f"{at}; waiting for gate {POST_PROMOTION}")

@@ -176,12 +176,13 @@ def _at_step(ctx: Context, version: str, step: int) -> Plan:
     steps = steps_of(ctx)
     current = steps[step]
     gate = step_gate(step)
-    analysed = current.analysis and gates.gates_configured(ctx.rollout.spec)
-    verdict = gates.verdict_of(ctx.status.verdicts, gate, version) if analysed else "Passed"
+    analysed = current.analysis and ctx.rollout.analysed
+    verdict, why, deciding = gates.step_verdict(
+        ctx.status.verdicts, gate if analysed else None, version, background=ctx.rollout.background
+    )
     if verdict == "Failed":
-        why = gates.verdict_reason(ctx.status.verdicts, gate, version)
         return _abort(
-            ctx, version, state.ANALYSIS_FAILED, f"gate {gate} failed: {why}".rstrip(": ")
+            ctx, version, state.ANALYSIS_FAILED, f"gate {deciding} failed: {why}".rstrip(": ")
         )
     weight = max(ctx.status.canary_weight, current.weight)
     at = f"step {step + 1}/{len(steps)}: canary {version} at {weight}%"
@@ -222,11 +223,10 @@ def _at_step(ctx: Context, version: str, step: int) -> Plan:
         observed = ctx.ready(CANARY)
         progressing = (True, reason, f"{at}; {observed}/{canary_want} canary replicas ready")
     elif verdict == "Inconclusive":
-        why = gates.verdict_reason(ctx.status.verdicts, gate, version)
         progressing = (
             True,
             "AnalysisInconclusive",
-            f"{at}; gate {gate} is inconclusive: {why}; promote or abort",
+            f"{at}; gate {deciding} is inconclusive: {why}; promote or abort",
         )
     elif verdict == "Running":
         progressing = (True, "WaitingForAnalysis", f"{at}; waiting for gate {gate}")

@@ -66,6 +66,13 @@ class ManualRequest:
     action: RequestAction
 
 
+def spec_has_gates(spec: ModelDeploymentSpec) -> bool:
+    """Whether the spec alone configures a gate (the drift gate also needs a DriftPolicy,
+    which only the caller knows: RolloutInput.gated says it)."""
+    analysis = spec.strategy.analysis
+    return bool(analysis.metrics or analysis.builtin is not None or analysis.divergence is not None)
+
+
 @dataclass(frozen=True)
 class RolloutInput:
     spec: ModelDeploymentSpec
@@ -76,6 +83,17 @@ class RolloutInput:
     status: ModelDeploymentStatus  # the engine's memory (read back every time)
     request: ManualRequest | None  # acted on only if request.id != status.handled_request
     now: datetime
+    # whether any analysis gate runs; None: whether the spec configures one (the drift
+    # gate counts only where a DriftPolicy targets the deployment, which the caller knows)
+    gated: bool | None = None
+
+    @property
+    def analysed(self) -> bool:
+        return self.gated if self.gated is not None else spec_has_gates(self.spec)
+
+    @property
+    def background(self) -> bool:
+        return self.analysed and self.spec.strategy.analysis.background
 
 
 @dataclass(frozen=True)
