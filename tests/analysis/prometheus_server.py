@@ -14,7 +14,7 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,11 +95,16 @@ class PrometheusServer:
 
 
 def start_prometheus(
-    directory: Path, targets: Sequence[str], *, deadline_s: float = READY_DEADLINE_S
+    directory: Path,
+    targets: Sequence[str],
+    *,
+    deadline_s: float = READY_DEADLINE_S,
+    labels: Mapping[str, str] | None = None,
 ) -> PrometheusServer:
     """Start Prometheus with its configuration, data and log under `directory`, scraping
-    `targets` (``host:port``) every second, and return it once it is ready. Skips the
-    test where the binary is missing. The caller stops it (`stop`)."""
+    `targets` (``host:port``) every second, and return it once it is ready. `labels` are
+    added to every scraped series, as a Kubernetes scrape configuration adds `namespace`.
+    Skips the test where the binary is missing. The caller stops it (`stop`)."""
     binary = require_prometheus()
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "prometheus.yml"
@@ -110,7 +115,9 @@ def start_prometheus(
                 "scrape_configs": [
                     {
                         "job_name": "driftline-serve",
-                        "static_configs": [{"targets": list(targets)}],
+                        "static_configs": [
+                            {"targets": list(targets), "labels": dict(labels or {})}
+                        ],
                     }
                 ],
             }
