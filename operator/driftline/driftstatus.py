@@ -5,8 +5,20 @@ from driftline_vocabulary.driftstatus import (
     combined_status,
     combined_view,
     confirmed,
+    fresh_reports,
     merge_pod_report,
     prune_gone_pods,
+    quorum,
+    report_max_age,
 )
 
-__all__ = ["combined_status", "combined_view", "confirmed", "merge_pod_report", "prune_gone_pods"]
+__all__ = [
+    "combined_status",
+    "combined_view",
+    "confirmed",
+    "fresh_reports",
+    "merge_pod_report",
+    "prune_gone_pods",
+    "quorum",
+    "report_max_age",
+]

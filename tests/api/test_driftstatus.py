@@ -1,6 +1,13 @@
 from __future__ import annotations
 
-from driftline.driftstatus import combined_view, merge_pod_report, prune_gone_pods
+from driftline.driftstatus import (
+    combined_status,
+    combined_view,
+    merge_pod_report,
+    prune_gone_pods,
+    quorum,
+    report_max_age,
+)
 
 NOW = "2026-11-23T12:00:00Z"
 
@@ -140,3 +147,65 @@ def test_pods_that_cannot_evaluate_make_drift_unknown_not_insufficient_samples()
     drifted = next(c for c in status["conditions"] if c["type"] == "Drifted")
     assert (drifted["status"], drifted["reason"]) == ("Unknown", "NotEvaluating")
     assert "ReferenceUnavailable" in drifted["message"]
+
+
+# --- freshness and quorum (issue 16: one verdict per policy) --------------------------
+
+LATER = "2026-11-23T12:05:00Z"  # five minutes after NOW
+
+
+def at(report_: dict, time: str, version: str = "churn-v2") -> dict:
+    return {
+        **report_,
+        "evaluation": {**report_["evaluation"], "time": time},
+        "modelVersion": version,
+    }
+
+
+def test_quorum_is_half_of_a_versions_pods_rounded_up() -> None:
+    assert [quorum(n) for n in (0, 1, 2, 3, 4, 5)] == [1, 1, 1, 2, 2, 3]
+
+
+def test_report_max_age_is_two_intervals_and_ten_seconds() -> None:
+    assert report_max_age({"window": {"intervalSeconds": 60}}) == 130
+    assert report_max_age(None) == 130
+
+
+def test_a_stale_report_no_longer_makes_the_policy_drifted() -> None:
+    pods = {"pod-a": at(report(True, 3, "High"), NOW)}
+    fresh = combined_status(
+        None, pods, consecutive_windows=3, generation=1, now=NOW, max_age_seconds=130
+    )
+    assert (fresh["severity"], drifted_condition(fresh)["status"]) == ("High", "True")
+    stale = combined_status(
+        fresh, pods, consecutive_windows=3, generation=1, now=LATER, max_age_seconds=130
+    )
+    assert stale["severity"] == "None"
+    condition = drifted_condition(stale)
+    assert (condition["status"], condition["reason"]) == ("Unknown", "NoFreshReport")
+    assert stale["pods"] == pods  # kept: pruning is for pods that are gone
+
+
+def test_one_pod_of_three_is_not_a_quorum() -> None:
+    pods = {
+        "a": at(report(True, 3, "High"), NOW),
+        "b": at(report(False, 0), NOW),
+        "c": at(report(False, 0), NOW),
+    }
+    status = combined_status(None, pods, consecutive_windows=3, generation=1, now=NOW)
+    assert status["severity"] == "None"
+    assert drifted_condition(status)["reason"] == "AwaitingConfirmation"
+    pods["b"] = at(report(True, 3, "Medium"), NOW)
+    status = combined_status(None, pods, consecutive_windows=3, generation=1, now=NOW)
+    # two of three confirm: drifted, at the severity both reach
+    assert (status["severity"], drifted_condition(status)["status"]) == ("Medium", "True")
+
+
+def test_the_quorum_is_counted_per_version() -> None:
+    pods = {
+        "stable-a": at(report(False, 0), NOW, "churn-v1"),
+        "stable-b": at(report(False, 0), NOW, "churn-v1"),
+        "canary-a": at(report(True, 3, "High", features=("tenure",)), NOW, "churn-v2"),
+    }
+    severity, features, drifted = combined_view(pods, 3)
+    assert (severity, features, drifted) == ("High", ["tenure"], ["canary-a"])

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from driftline.api.common import API_VERSION
 from driftline.api.driftpolicy import DriftPolicy, DriftPolicyStatus
 from driftline.conditions import aggregate_ready, find_condition, make_condition, set_conditions
-from driftline.driftstatus import prune_gone_pods
+from driftline.driftstatus import combined_status, prune_gone_pods, report_max_age
 from driftline.reconcile.decision import Decision, ObjectRef
 from driftline.reconcile.transitions import EventSpec, condition_events
 from driftline.vocabulary import Severity
@@ -114,6 +114,18 @@ def decide(
             gone = set(pruned["pods"])  # the patch names each gone pod with a null
             pods = {k: v for k, v in (status.get("pods") or {}).items() if k not in gone}
             status = {**status, **pruned, "pods": pods}
+
+    if status.get("pods"):
+        # The combined verdict counts fresh reports only: one that went stale since the
+        # last write (a sidecar that stopped, a pod not yet pruned) no longer decides.
+        status = combined_status(
+            status,
+            dict(status["pods"]),
+            consecutive_windows=consecutive,
+            generation=generation,
+            now=now,
+            max_age_seconds=report_max_age(spec),
+        )
 
     target = (spec.get("targetRef") or {}).get("name", "")
 

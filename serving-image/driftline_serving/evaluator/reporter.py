@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from driftline_vocabulary.conditions import now_rfc3339
-from driftline_vocabulary.driftstatus import combined_status, merge_pod_report
+from driftline_vocabulary.driftstatus import combined_status, merge_pod_report, report_max_age
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,7 @@ class StatusReporter:
                 consecutive_windows=consecutive,
                 generation=generation,
                 now=now_rfc3339(),
+                max_age_seconds=report_max_age(spec),
             )
         else:  # NotEvaluating: no evaluation to make the latest
             pods = {**((current or {}).get("pods") or {}), self.pod: report}
@@ -126,6 +127,7 @@ class StatusReporter:
                 consecutive_windows=consecutive,
                 generation=generation,
                 now=now_rfc3339(),
+                max_age_seconds=report_max_age(spec),
             )
         # A merge patch keeps keys it does not mention: the previous report's keys that
         # this one lacks (an old evaluation, reason or cooldown) are deleted with null.
