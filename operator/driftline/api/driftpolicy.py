@@ -347,6 +347,23 @@ JOB_TEMPLATE_SCHEMA: JsonDict = {
 }
 
 
+class Validation(ApiModel):
+    """The gate a retrained version's offline metrics must pass before it may roll out."""
+
+    min_metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="Smallest acceptable value per metric, for example accuracy: 0.9. A "
+        "metric the Job does not report fails the gate.",
+        max_length=32,
+    )
+    max_drop_from_parent: dict[str, float] = Field(
+        default_factory=dict,
+        description="Most a metric may fall below the parent version's own value (its "
+        "spec.metrics), for example accuracy: 0.02.",
+        max_length=32,
+    )
+
+
 class Retraining(ApiModel):
     """The Job that retrains the model, and what happens to its result."""
 
@@ -360,6 +377,27 @@ class Retraining(ApiModel):
     )
     active_deadline_seconds: int = Field(
         6 * 3600, description="Longest a retraining Job may run.", ge=60
+    )
+    output_uri: str | None = Field(
+        None,
+        description="Where Jobs write their artifacts: a prefix (s3://bucket/path/ or "
+        "https://...); each Job gets its own folder under it in DRIFTLINE_OUTPUT_URI. "
+        "Unset: the Job's own arguments say where.",
+        min_length=1,
+        max_length=1024,
+    )
+    max_concurrent: int = Field(
+        1, description="Retraining Jobs of this policy that may run at once.", ge=1, le=10
+    )
+    cooldown_seconds: int = Field(
+        3600,
+        description="Least time between two retraining triggers of this policy.",
+        ge=0,
+    )
+    validation: Validation = Field(
+        default_factory=Validation,
+        description="Offline metrics a retrained version must reach; one that falls short "
+        "is created, marked rejected with its numbers, and never rolled out.",
     )
 
     @field_validator("job_template")
@@ -463,6 +501,45 @@ class PodReport(ApiModel):
     model_version: str | None = Field(None, description="ModelVersion the pod serves.")
 
 
+class RetrainingRun(ApiModel):
+    """One retraining trigger: recorded before its Job is created, so that exactly one Job
+    exists per trigger whatever the reconciles, replicas or restarts."""
+
+    trigger: str = Field(description="The trigger's id.", max_length=128)
+    job: str = Field(description="Name of its Job.", max_length=63)
+    model_version: str = Field(description="Name of the ModelVersion it creates.", max_length=253)
+    parent: str = Field(description="The ModelVersion that drifted.", max_length=253)
+    severity: Severity = Field(description="The drift's severity.")
+    features: list[str] = Field(
+        default_factory=list, description="The drifted features.", max_length=64
+    )
+    phase: Literal["Pending", "Running", "Succeeded", "Failed", "Rejected"] = Field(
+        description="Pending (recorded, no Job yet), Running, Succeeded (the ModelVersion is "
+        "created), Failed (the Job failed or reported no valid result) or Rejected (created, "
+        "below the validation gate)."
+    )
+    message: str | None = Field(
+        None, description="What happened, with the numbers.", max_length=1024
+    )
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="The Job's offline metrics.", max_length=32
+    )
+    triggered_at: datetime = Field(description="When drift triggered it.")
+    finished_at: datetime | None = Field(None, description="When it ended.")
+
+
+class RollbackTrigger(ApiModel):
+    """A rollback this policy asked of its deployment: traffic off `version`."""
+
+    version: str = Field(description="The ModelVersion that drifted.", max_length=253)
+    severity: Severity = Field(description="The drift's severity.")
+    features: list[str] = Field(
+        default_factory=list, description="The drifted features.", max_length=64
+    )
+    at: datetime = Field(description="When it was asked for.")
+    message: str | None = Field(None, description="The drift behind it.", max_length=1024)
+
+
 class DriftPolicyStatus(ApiModel):
     """Observed state of a DriftPolicy."""
 
@@ -475,8 +552,17 @@ class DriftPolicyStatus(ApiModel):
     )
     last_action: str | None = Field(None, description="Last action taken.")
     last_action_time: datetime | None = Field(None, description="When it was taken (for cooldown).")
-    active_retraining_job: str | None = Field(None, description="Retraining Job running now.")
-    last_retraining_job: str | None = Field(None, description="Last finished retraining Job.")
+    retrainings: list[RetrainingRun] = Field(
+        default_factory=list,
+        description="Retraining triggers of this policy, newest last (the last 10).",
+        max_length=10,
+    )
+    retraining_count: int = Field(
+        0, description="Retraining triggers so far; numbers the next Job.", ge=0
+    )
+    rollback: RollbackTrigger | None = Field(
+        None, description="The latest rollback this policy asked of its deployment."
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
         description=CONDITIONS_FIELD_DESCRIPTION

@@ -156,6 +156,11 @@ class Lineage(ApiModel):
         pattern=DNS_SUBDOMAIN,
         max_length=DNS_SUBDOMAIN_MAX,
     )
+    drift_report: str | None = Field(
+        None,
+        description="The drift that triggered the retraining: severity, drifted features and when.",
+        max_length=1024,
+    )
 
 
 class ModelVersionSpec(ApiModel):

@@ -12,6 +12,7 @@ from driftline.conditions import now_rfc3339
 from driftline.handlers.context import Runtime
 from driftline.handlers.executor import execute
 from driftline.reconcile.driftpolicy import KIND, DriftPolicyObserved, decide
+from driftline.reconcile.modelversion import JobObservation, observe_owned_job
 from driftline.render.labels import selector_string, server_selector
 
 
@@ -42,11 +43,36 @@ def gather(
         return None
     target = ((body.get("spec") or {}).get("targetRef") or {}).get("name", "")
     exists = runtime.first("model_deployments", (namespace, target)) is not None
+    status = body.get("status") or {}
+    in_flight = [
+        run for run in status.get("retrainings") or [] if run.get("phase") in ("Pending", "Running")
+    ]
+    wanted = {str(r.get("modelVersion") or "") for r in (status.get("pods") or {}).values()}
+    wanted |= {str(run.get("parent") or "") for run in in_flight}
+    versions = {
+        version: found
+        for version in wanted
+        if version and (found := runtime.first("model_versions", (namespace, version)))
+    }
     return DriftPolicyObserved(
         body=body,
         target_exists=exists,
         live_pods=_live_pods(runtime, body, target),
+        versions=versions,
+        jobs={run["job"]: _observe_job(runtime, body, run["job"]) for run in in_flight},
     )
+
+
+def _observe_job(runtime: Runtime, body: dict[str, Any], name: str) -> JobObservation:
+    """A retraining Job, and once it finished its pods (for the termination message)."""
+    metadata = body["metadata"]
+    namespace, uid = metadata["namespace"], metadata.get("uid")
+    job = runtime.kube.get("batch/v1", "Job", namespace, name)
+    observation = observe_owned_job(job, [], uid, container=None)
+    if observation.state in ("Succeeded", "Failed"):
+        pods = runtime.kube.list("v1", "Pod", namespace, f"job-name={name}")
+        observation = observe_owned_job(job, pods, uid, container=None)
+    return observation
 
 
 def reconcile(runtime: Runtime, namespace: str, name: str, attempt: int) -> float | None:

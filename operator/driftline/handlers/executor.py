@@ -59,6 +59,20 @@ def _create_or_apply(kube: KubeApi, obj: dict[str, Any], known: bool, owner_uid:
         kube.apply(obj)  # ours, created by an earlier reconcile the index has not seen yet
 
 
+def _create_once(kube: KubeApi, obj: dict[str, Any]) -> None:
+    try:
+        kube.create(obj)
+    except AlreadyExists as exists:
+        ref = ObjectRef.of(obj)
+        live = kube.get(ref.api_version, ref.kind, ref.namespace, ref.name)
+        if live is None:
+            raise exists  # deleted in between: the retry creates it
+        wanted = obj.get("metadata", {}).get("labels") or {}
+        labels = live.get("metadata", {}).get("labels") or {}
+        if any(labels.get(key) != value for key, value in wanted.items()):
+            raise NameTaken(ref, "not the one this decision makes (its labels differ)") from exists
+
+
 def _post_events(kube: KubeApi, decision: Decision[Any], events: Any, now: str) -> None:
     for event in events:
         assert isinstance(event, EventSpec)
@@ -132,6 +146,8 @@ def execute(kube: KubeApi, decision: Decision[Any], empty_status: ApiModel, now:
             )
         for obj in decision.apply:
             _create_or_apply(kube, obj, ObjectRef.of(obj) in decision.known, owner_uid)
+        for obj in decision.create_once:
+            _create_once(kube, obj)
         for child in decision.prune:
             ref = child.ref
             kube.delete(ref.api_version, ref.kind, ref.namespace, ref.name, uid=child.uid)

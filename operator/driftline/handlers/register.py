@@ -26,6 +26,7 @@ from driftline.handlers.kube import Kube, load_client_configuration
 from driftline.handlers.metrics import measured
 from driftline.handlers.workqueue import Key, WorkQueue
 from driftline.render import labels as lbl
+from driftline.render.retraining import COMPONENT_RETRAINING
 from driftline.render.settings import RenderSettings
 
 __all__ = ["reconcile"]
@@ -201,3 +202,11 @@ kopf.on.event(
     labels={lbl.MANAGED_BY_LABEL: lbl.MANAGED_BY, lbl.COMPONENT: lbl.COMPONENT_VERIFICATION},
     id="wake_owner_of_verification_jobs",
 )(_owner_event(MODEL_VERSION))
+
+kopf.on.event(
+    "batch",
+    "v1",
+    "jobs",
+    labels={lbl.MANAGED_BY_LABEL: lbl.MANAGED_BY, lbl.COMPONENT: COMPONENT_RETRAINING},
+    id="wake_owner_of_retraining_jobs",
+)(_owner_event(DRIFT_POLICY))

@@ -65,6 +65,10 @@ class Decision(Generic[StatusT]):
     # operator already owns (applied), the rest are created and never adopted.
     apply: tuple[dict[str, Any], ...] = ()
     known: frozenset[ObjectRef] = frozenset()
+    # Objects created once and never owned (a retrained ModelVersion outlives the policy
+    # that made it): one that exists already with every label of the rendered one is the
+    # same object, made by an earlier reconcile; any other of that name is NameTaken.
+    create_once: tuple[dict[str, Any], ...] = ()
     prune: tuple[ChildState, ...] = ()
     events: tuple[EventSpec, ...] = ()
     # The finalizers the resource should carry afterwards; None leaves them as they are.

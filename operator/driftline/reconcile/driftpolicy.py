@@ -9,7 +9,7 @@ neither loses the other's update.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,13 +20,15 @@ from driftline.api.driftpolicy import DriftPolicy, DriftPolicyStatus
 from driftline.conditions import aggregate_ready, find_condition, make_condition, set_conditions
 from driftline.driftstatus import combined_status, prune_gone_pods, report_max_age
 from driftline.reconcile.decision import Decision, ObjectRef
+from driftline.reconcile.drift_actions import decide_actions
+from driftline.reconcile.modelversion import JobObservation
 from driftline.reconcile.transitions import EventSpec, condition_events
 from driftline.vocabulary import Severity
 
 KIND = "DriftPolicy"
 READY_REQUIRES = ("TargetFound", "Evaluating")
 # Actions the operator carries out today; the others are reported as not implemented.
-IMPLEMENTED_ACTIONS = frozenset({"Alert"})
+IMPLEMENTED_ACTIONS = frozenset({"Alert", "Retrain"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,11 @@ class DriftPolicyObserved:
     # Names of the target's serving pods, when they were listed this time (None: not
     # listed, so no report is pruned).
     live_pods: Collection[str] | None = None
+    # ModelVersions the actions may need (those the pods report serving, the parents of
+    # retraining runs), by name.
+    versions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The retraining Jobs of runs in flight, by name.
+    jobs: Mapping[str, JobObservation] = field(default_factory=dict)
 
 
 def read_status(body: Mapping[str, Any]) -> DriftPolicyStatus | None:
@@ -52,13 +59,12 @@ def _parse_time(value: str | None) -> datetime | None:
 def not_implemented(spec: Mapping[str, Any]) -> list[str]:
     found = sorted(
         {
-            f"spec.actions {rule.get('action')}: not implemented yet, only Alert is acted on"
+            f"spec.actions {rule.get('action')}: not implemented yet: the DriftPolicy "
+            "records the request in status.rollback, the deployment does not act on it yet"
             for rule in spec.get("actions") or []
             if rule.get("action") not in IMPLEMENTED_ACTIONS
         }
     )
-    if spec.get("retraining"):
-        found.append("spec.retraining: not implemented yet, no retraining Job is started")
     return found
 
 
@@ -96,11 +102,12 @@ def decide(
     old = old_status.wire() if old_status is not None else {}
     status: dict[str, Any] = dict(old)
     events: list[EventSpec] = []
+    policy: DriftPolicy | None
     try:
         policy = DriftPolicy.model_validate(body)
         consecutive = policy.spec.hysteresis.consecutive_windows
     except ValidationError:
-        consecutive = 3
+        policy, consecutive = None, 3
 
     if observed.live_pods is not None:
         pruned = prune_gone_pods(
@@ -193,6 +200,18 @@ def decide(
         )
         status["lastAction"] = "Alert"
         status["lastActionTime"] = now
+    create_jobs: list[dict[str, Any]] = []
+    create_versions: list[dict[str, Any]] = []
+    requeue = recheck_seconds if status.get("pods") else None
+    if policy is not None and observed.target_exists:
+        actions = decide_actions(
+            body, policy, status, versions=observed.versions, jobs=observed.jobs, now=now
+        )
+        status = actions.status
+        events += actions.events
+        create_jobs, create_versions = actions.create_jobs, actions.create_versions
+        if actions.requeue_after is not None:
+            requeue = min(requeue or actions.requeue_after, actions.requeue_after)
     events = condition_events(old.get("conditions") or [], conditions) + events
     new_status = DriftPolicyStatus.model_validate(status)
     return Decision(
@@ -203,6 +222,8 @@ def decide(
         events=tuple(events),
         generation=generation,
         involved=body,
+        apply=tuple(create_jobs),
+        create_once=tuple(create_versions),
         # Reports of gone pods are looked for again later.
-        requeue_after=recheck_seconds if status.get("pods") else None,
+        requeue_after=requeue,
     )

@@ -63,11 +63,16 @@ class ModelVersionDecision:
     events: list[EventSpec] = field(default_factory=list)
 
 
-def observe_job(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]]) -> JobObservation:
-    """Summarise the verification Job and its pods."""
+def observe_job(
+    job: Mapping[str, Any] | None,
+    pods: Sequence[Mapping[str, Any]],
+    container: str | None = JOB_CONTAINER,
+) -> JobObservation:
+    """Summarise a Job and its pods (the termination message of `container`, or of any
+    container when None)."""
     if job is None:
         return JobObservation("Missing")
-    message = termination_message(pods)
+    message = termination_message(pods, container)
     for condition in job.get("status", {}).get("conditions", []) or []:
         if condition.get("status") != "True":
             continue
@@ -81,12 +86,15 @@ def observe_job(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]]
     return JobObservation("Running", message)
 
 
-def termination_message(pods: Sequence[Mapping[str, Any]]) -> str | None:
-    """The newest terminated verify container's message (a retried Job has several pods)."""
+def termination_message(
+    pods: Sequence[Mapping[str, Any]], container: str | None = JOB_CONTAINER
+) -> str | None:
+    """The newest terminated message of `container` (of any container when None) over a
+    Job's pods (a retried Job has several)."""
     found: list[tuple[str, str]] = []
     for pod in pods:
         for status in pod.get("status", {}).get("containerStatuses", []) or []:
-            if status.get("name") != JOB_CONTAINER:
+            if container is not None and status.get("name") != container:
                 continue
             terminated = (status.get("state") or {}).get("terminated") or {}
             if terminated.get("message"):
@@ -347,14 +355,17 @@ def verification_due(status: ModelVersionStatus | None) -> bool:
 
 
 def observe_owned_job(
-    job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]], owner_uid: str | None
+    job: Mapping[str, Any] | None,
+    pods: Sequence[Mapping[str, Any]],
+    owner_uid: str | None,
+    container: str | None = JOB_CONTAINER,
 ) -> JobObservation:
-    """observe_job, but a Job that this ModelVersion did not create is NotOwned."""
+    """observe_job, but a Job that the owner (by uid) did not create is NotOwned."""
     if job is not None:
         references = job.get("metadata", {}).get("ownerReferences") or []
         if not any(r.get("controller") and r.get("uid") == owner_uid for r in references):
             return JobObservation("NotOwned")
-    return observe_job(job, pods)
+    return observe_job(job, pods, container)
 
 
 @dataclass(frozen=True, slots=True)
