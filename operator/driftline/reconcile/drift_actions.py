@@ -247,6 +247,8 @@ def _progress(
     now: datetime,
 ) -> None:
     runs = _runs(decision.status)
+    if not runs:
+        return
     recorded_before = {r.trigger for r in _runs(owner.get("status") or {})}
     namespace = policy.metadata["namespace"]
     updated = []

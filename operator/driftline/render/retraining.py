@@ -19,6 +19,7 @@ from driftline.api import retraining as contract
 from driftline.api.driftpolicy import DriftPolicy, RetrainingRun
 from driftline.api.modelversion import ModelVersion
 from driftline.render import labels as lbl
+from driftline.vocabulary import Severity
 
 COMPONENT_RETRAINING: Final = "retraining"
 POLICY_LABEL: Final = "driftline.io/drift-policy"
@@ -75,7 +76,7 @@ def context_document(
     return {
         "environment": job_environment(policy, run, parent),
         "drift": {
-            "severity": run.severity.value,
+            "severity": Severity(run.severity).value,
             "features": list(run.features),
             "triggeredAt": run.triggered_at.isoformat(),
             "message": run.message or "",
@@ -172,7 +173,7 @@ def render_retrained_version(
         VALIDATION_LABEL: "rejected" if rejected_because else "passed",
     }
     annotations = {VALIDATION_ANNOTATION: rejected_because or "passed the validation gate"}
-    drift = f"severity {run.severity.value}; features {', '.join(run.features) or 'outputs only'}; at {run.triggered_at.isoformat()}"
+    drift = f"severity {Severity(run.severity).value}; features {', '.join(run.features) or 'outputs only'}; at {run.triggered_at.isoformat()}"
     return {
         "apiVersion": "driftline.io/v1alpha1",
         "kind": "ModelVersion",

@@ -1,0 +1,200 @@
+"""Closing the loop with the real operator on the local Kubernetes API: confirmed drift
+triggers exactly one retraining Job, whatever the restarts (the operator is SIGKILLed
+between the trigger and the Job's creation, and again after), and the Job's result
+becomes a verified ModelVersion with lineage; a Job that writes garbage leaves a clear
+status and no ModelVersion."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from operator_harness import (
+    NAMESPACE,
+    Cluster,
+    ModelFile,
+    OperatorProcess,
+    model_deployment,
+    verified_version,
+    wait_for,
+)
+
+from driftline.apiserver.faults import Fault
+from driftline.conditions import now_rfc3339
+from driftline.render.labels import server_selector
+from driftline.render.retraining import TRIGGER_LABEL
+
+POD = "churn-stable-0"
+JOB = "churn-drift-retrain-1"
+RETRAINED = "churn-drift-retrained-1"
+
+
+def policy() -> dict[str, Any]:
+    return {
+        "apiVersion": "driftline.io/v1alpha1",
+        "kind": "DriftPolicy",
+        "metadata": {"name": "churn-drift"},
+        "spec": {
+            "targetRef": {"name": "churn"},
+            "window": {"intervalSeconds": 30},
+            "hysteresis": {"consecutiveWindows": 1},
+            "actions": [
+                {"severity": "Low", "action": "Alert"},
+                {"severity": "Medium", "action": "Retrain"},
+            ],
+            "retraining": {
+                "outputUri": "s3://models/retrained/",
+                "validation": {"minMetrics": {"accuracy": 0.8}},
+                "jobTemplate": {
+                    "backoffLimit": 0,
+                    "template": {"spec": {"containers": [{"name": "train", "image": "trainer:1"}]}},
+                },
+            },
+        },
+    }
+
+
+def drifted_report() -> dict[str, Any]:
+    """What the serving pod's drift sidecar writes once drift is confirmed."""
+    return {
+        "state": "Evaluating",
+        "evaluation": {
+            "time": now_rfc3339(),
+            "samples": 800,
+            "drifted": True,
+            "severity": "Medium",
+            "features": [{"name": "age", "test": "KolmogorovSmirnov", "drifted": True}],
+        },
+        "consecutiveDrifted": 1,
+        "modelVersion": "churn-v1",
+    }
+
+
+def result(model: ModelFile, accuracy: float) -> str:
+    return json.dumps(
+        {
+            "artifact": {"uri": f"s3://models/retrained/{JOB}/model.onnx", "sha256": model.sha256},
+            "reference": {"uri": f"s3://models/retrained/{JOB}/profile.json", "sha256": "c" * 64},
+            "metrics": {"accuracy": accuracy},
+        }
+    )
+
+
+def retraining_jobs(cluster: Cluster) -> list[Any]:
+    return [
+        job
+        for job in cluster.batch.list_namespaced_job(NAMESPACE).items
+        if (job.metadata.labels or {}).get(TRIGGER_LABEL)
+    ]
+
+
+def runs(cluster: Cluster) -> list[dict[str, Any]]:
+    return cluster.status("driftpolicies", "churn-drift").get("retrainings") or []
+
+
+def serving_and_drifting(cluster: Cluster, tmp_path: Path, model_file: ModelFile) -> None:
+    verified_version(cluster, tmp_path, "churn-v1", model_file)
+    cluster.create("modeldeployments", model_deployment("churn", "churn-v1", replicas=1))
+    wait_for(
+        lambda: cluster.status("modeldeployments", "churn").get("phase") == "Healthy",
+        what="serving churn-v1",
+    )
+    cluster.core.create_namespaced_pod(
+        NAMESPACE,
+        {
+            "metadata": {"name": POD, "labels": server_selector("churn")},
+            "spec": {"containers": [{"name": "server", "image": "x"}]},
+        },
+    )
+    cluster.create("driftpolicies", policy())
+    cluster.custom.patch_namespaced_custom_object_status(
+        "driftline.io",
+        "v1alpha1",
+        NAMESPACE,
+        "driftpolicies",
+        "churn-drift",
+        {"status": {"pods": {POD: drifted_report()}}},
+        _content_type="application/merge-patch+json",
+    )
+
+
+def test_drift_retrains_exactly_once_through_restarts_into_a_verified_version(
+    api, cluster: Cluster, model_dir: Path, model_file: ModelFile, tmp_path: Path
+):
+    retrained = ModelFile(model_dir, 11)
+    operator = OperatorProcess(api.kubeconfig_path, tmp_path)
+    operator.start()
+    try:
+        # The Job cannot be created yet: the trigger is recorded, the Job is not there.
+        refused = api.call(
+            lambda: api.faults.add(Fault(kind=500, verbs=frozenset({"create"}), name=JOB))
+        )
+        cluster.set_job_outcome(JOB, succeed=True, message=result(retrained, 0.93), delay=2.0)
+        ok, verification = retrained.verification_message(tmp_path)
+        cluster.set_job_outcome(f"{RETRAINED}-verify", succeed=ok, message=verification)
+        serving_and_drifting(cluster, tmp_path, model_file)
+        wait_for(
+            lambda: [r["phase"] for r in runs(cluster)] == ["Pending"],
+            what="the trigger recorded",
+        )
+        drifted = next(
+            c
+            for c in cluster.status("driftpolicies", "churn-drift")["conditions"]
+            if c["type"] == "Drifted"
+        )
+        assert (drifted["status"], drifted["reason"]) == ("True", "FeaturesDrifted")
+        assert retraining_jobs(cluster) == []
+        operator.kill()  # between the trigger and the Job
+        api.call(lambda: api.faults.remove(refused))
+        operator.start()
+        wait_for(lambda: len(retraining_jobs(cluster)) == 1, what="the Job")
+        operator.kill()  # after the Job
+        operator.start()
+        wait_for(
+            lambda: [r["phase"] for r in runs(cluster)] == ["Succeeded"],
+            timeout=60,
+            what="the retraining to succeed",
+        )
+        wait_for(
+            lambda: cluster.status("modelversions", RETRAINED).get("phase") == "Ready",
+            what="the retrained version verified",
+        )
+    finally:
+        operator.stop()
+    assert [job.metadata.name for job in retraining_jobs(cluster)] == [JOB]
+    version = cluster.get("modelversions", RETRAINED)
+    assert version is not None
+    assert version["spec"]["lineage"]["parent"] == "churn-v1"
+    assert version["spec"]["lineage"]["trainingJob"] == JOB
+    assert version["spec"]["lineage"]["driftPolicy"] == "churn-drift"
+    assert "severity Medium; features age" in version["spec"]["lineage"]["driftReport"]
+    assert version["spec"]["metrics"] == {"accuracy": 0.93}
+    reasons = [e.reason for e in cluster.events_for("churn-drift")]
+    assert reasons.count("RetrainingTriggered") == 1
+    assert "RetrainingSucceeded" in reasons
+
+
+@pytest.mark.parametrize(
+    ("message", "phase", "expected"),
+    [
+        ("garbage", "Failed", "is not JSON"),
+        (None, "Rejected", "accuracy 0.5 is below the minimum 0.8"),
+    ],
+    ids=["garbage", "below-the-gate"],
+)
+def test_a_bad_result_leaves_a_clear_status(
+    api, cluster, operator, model_dir, model_file, tmp_path, message, phase, expected
+):
+    retrained = ModelFile(model_dir, 12)
+    cluster.set_job_outcome(JOB, succeed=True, message=message or result(retrained, 0.5))
+    serving_and_drifting(cluster, tmp_path, model_file)
+    wait_for(lambda: [r["phase"] for r in runs(cluster)] == [phase], timeout=60, what=phase)
+    assert expected in runs(cluster)[0]["message"]
+    version = cluster.get("modelversions", RETRAINED)
+    if phase == "Failed":
+        assert version is None
+    else:
+        assert version is not None
+        assert version["metadata"]["labels"]["driftline.io/validation"] == "rejected"
