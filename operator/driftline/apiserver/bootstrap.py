@@ -12,13 +12,14 @@ from driftline.apiserver.cluster import Cluster
 CONTEXT_NAME = "driftline-local"
 
 
-def kubeconfig(url: str, namespace: str = "default") -> dict[str, Any]:
-    """A kubeconfig for kopf, the `kubernetes` client and kubectl (plain HTTP, no credentials)."""
+def kubeconfig(url: str, namespace: str = "default", token: str | None = None) -> dict[str, Any]:
+    """A kubeconfig for kopf, the `kubernetes` client and kubectl (plain HTTP; a bearer
+    token when the server authenticates)."""
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": CONTEXT_NAME, "cluster": {"server": url}}],
-        "users": [{"name": CONTEXT_NAME, "user": {}}],
+        "users": [{"name": CONTEXT_NAME, "user": {"token": token} if token else {}}],
         "contexts": [
             {
                 "name": CONTEXT_NAME,
@@ -30,9 +31,15 @@ def kubeconfig(url: str, namespace: str = "default") -> dict[str, Any]:
     }
 
 
-def write_kubeconfig(path: Path, url: str) -> Path:
+def write_kubeconfig(
+    path: Path, url: str, token: str | None = None, namespace: str = "default"
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(kubeconfig(url), sort_keys=False))
+    if token:
+        # A credential: readable by its owner only, as kubeadm writes admin.conf.
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)
+    path.write_text(yaml.safe_dump(kubeconfig(url, namespace, token), sort_keys=False))
     return path
 
 
