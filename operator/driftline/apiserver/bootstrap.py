@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,14 @@ def kubeconfig(url: str, namespace: str = "default", token: str | None = None) -
 def write_kubeconfig(
     path: Path, url: str, token: str | None = None, namespace: str = "default"
 ) -> Path:
+    """Write atomically (whoever waits for the file never reads half of it); with a token,
+    readable by its owner only, as kubeadm writes admin.conf."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if token:
-        # A credential: readable by its owner only, as kubeadm writes admin.conf.
-        path.touch(mode=0o600, exist_ok=True)
-        path.chmod(0o600)
-    path.write_text(yaml.safe_dump(kubeconfig(url, namespace, token), sort_keys=False))
+    partial = path.with_name(f".{path.name}.partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if token else 0o644)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(yaml.safe_dump(kubeconfig(url, namespace, token), sort_keys=False))
+    os.replace(partial, path)
     return path
 
 
