@@ -254,6 +254,10 @@ def test_minting_a_token_is_itself_authorized(secured):
     code, status = http(secured, "POST", path, {"spec": {}}, token="alice-token")
     assert code == 403
     assert 'cannot create resource "serviceaccounts/token"' in status["message"]
+    code, status = http(
+        secured, "POST", path, {"spec": {"expirationSeconds": 5}}, token=secured.admin_token
+    )
+    assert code == 422 and "may not specify a duration less than 600" in status["message"]
     code, _ = http(
         secured,
         "POST",

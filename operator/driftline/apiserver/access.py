@@ -30,6 +30,7 @@ from driftline.apiserver.tokens import with_authenticated
 
 ADMIN = UserInfo("driftline-admin", "driftline-admin", (rbac.SUPERUSER_GROUP,))
 TOKEN_SECONDS = 3600
+MIN_TOKEN_SECONDS = 600  # as kube-apiserver: ten minutes at least
 _RBAC_STORAGES = {
     (RBAC_GROUP, "roles"),
     (RBAC_GROUP, "clusterroles"),
@@ -156,8 +157,17 @@ class AccessControl:
         account = self.cluster.get(
             self.cluster.resource("", "v1", "serviceaccounts"), namespace, name
         )
-        spec = (body or {}).get("spec") or {} if isinstance(body, dict) else {}
-        seconds = int(spec.get("expirationSeconds") or TOKEN_SECONDS)
+        spec = body.get("spec") if isinstance(body, dict) else None
+        spec = spec if isinstance(spec, dict) else {}
+        seconds = spec.get("expirationSeconds") or TOKEN_SECONDS
+        if not isinstance(seconds, int) or seconds < MIN_TOKEN_SECONDS:
+            raise ApiError(
+                422,
+                "Invalid",
+                f'TokenRequest.authentication.k8s.io "{name}" is invalid: '
+                f"spec.expirationSeconds: Invalid value: {seconds!r}: may not specify a "
+                f"duration less than {MIN_TOKEN_SECONDS} seconds",
+            )
         token = secrets.token_urlsafe(32)
         self._account_tokens[token] = (namespace, name, account["metadata"]["uid"])
         expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)
