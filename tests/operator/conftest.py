@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import kubernetes
 import pytest
-from operator_harness import NAMESPACE, REPO, Cluster, ModelFile, OperatorProcess
+from operator_harness import (
+    NAMESPACE,
+    REPO,
+    Cluster,
+    ModelFile,
+    OperatorProcess,
+    assert_nothing_denied,
+    install_operator_identity,
+)
 
 from driftline.apiserver.controllers import JobOutcome
 from tests.apiserver_support import RunningApiServer, running_apiserver
@@ -16,7 +25,17 @@ from tests.apiserver_support import RunningApiServer, running_apiserver
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[RunningApiServer]:
-    with running_apiserver(kubeconfig_path=tmp_path / "kubeconfig", crds=REPO / "crds") as running:
+    """The local API with RBAC on: the tests act as its admin, the operator as the chart's
+    ServiceAccount (`operator_kubeconfig`); any request it denied fails the test."""
+    # DRIFTLINE_APISERVER_AUTHORIZATION_LOG (as for `driftline apiserver`) collects every
+    # decision of every test in one JSON-lines file, to see what the operator asks for.
+    log = os.environ.get("DRIFTLINE_APISERVER_AUTHORIZATION_LOG")
+    with running_apiserver(
+        kubeconfig_path=tmp_path / "kubeconfig",
+        crds=REPO / "crds",
+        authorization="RBAC",
+        authorization_log=Path(log) if log else None,
+    ) as running:
         kubernetes.client.CoreV1Api(running.api_client()).create_namespace(
             {"metadata": {"name": NAMESPACE}}
         )
@@ -31,6 +50,12 @@ def api(tmp_path: Path) -> Iterator[RunningApiServer]:
             )
         )
         yield running
+        assert_nothing_denied(running)
+
+
+@pytest.fixture
+def operator_kubeconfig(api: RunningApiServer, tmp_path: Path) -> Path:
+    return install_operator_identity(api, tmp_path / "operator-kubeconfig")
 
 
 @pytest.fixture
@@ -39,8 +64,8 @@ def cluster(api: RunningApiServer) -> Cluster:
 
 
 @pytest.fixture
-def operator(api: RunningApiServer, tmp_path: Path) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(api.kubeconfig_path, tmp_path)
+def operator(operator_kubeconfig: Path, tmp_path: Path) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(operator_kubeconfig, tmp_path)
     process.start()
     try:
         yield process

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes
+import yaml
 
 from driftline_serving.examples import models as example_models
 from driftline_serving.verify import main as verify_main
@@ -21,6 +22,55 @@ from tests.support import free_port, wait_until
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "ml"
 GROUP, VERSION = "driftline.io", "v1alpha1"
+# The chart's identity for the operator; its ClusterRole's rules are this file, verbatim.
+OPERATOR_NAMESPACE, OPERATOR_ACCOUNT = "driftline-system", "driftline-operator"
+OPERATOR_RULES = REPO / "charts" / "driftline" / "files" / "operator-rules.yaml"
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
+
+
+def operator_rules() -> list[dict[str, Any]]:
+    rules = yaml.safe_load(OPERATOR_RULES.read_text())
+    assert isinstance(rules, list) and rules, f"{OPERATOR_RULES} holds no list of rules"
+    return rules
+
+
+def install_operator_identity(api: RunningApiServer, kubeconfig: Path) -> Path:
+    """What the chart installs for the operator (its namespace, ServiceAccount, ClusterRole
+    from the rules file, ClusterRoleBinding), and a kubeconfig with that account's token."""
+    client = api.api_client()
+    core = kubernetes.client.CoreV1Api(client)
+    rbac = kubernetes.client.RbacAuthorizationV1Api(client)
+    core.create_namespace({"metadata": {"name": OPERATOR_NAMESPACE}})
+    core.create_namespaced_service_account(
+        OPERATOR_NAMESPACE, {"metadata": {"name": OPERATOR_ACCOUNT}}
+    )
+    rbac.create_cluster_role({"metadata": {"name": OPERATOR_ACCOUNT}, "rules": operator_rules()})
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": OPERATOR_ACCOUNT},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": OPERATOR_ACCOUNT,
+            },
+            "subjects": [
+                {
+                    "kind": "ServiceAccount",
+                    "name": OPERATOR_ACCOUNT,
+                    "namespace": OPERATOR_NAMESPACE,
+                }
+            ],
+        }
+    )
+    token = api.service_account_token(OPERATOR_NAMESPACE, OPERATOR_ACCOUNT)
+    return api.write_kubeconfig(kubeconfig, token, OPERATOR_NAMESPACE)
+
+
+def assert_nothing_denied(api: RunningApiServer) -> None:
+    """The operator is never refused: a 403 it retried or logged and went on from would
+    otherwise hide a missing grant."""
+    denials = api.denials()
+    assert not denials, "RBAC denied requests:\n" + "\n".join(sorted(set(denials)))
 
 
 def wait_for(check: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:

@@ -26,9 +26,11 @@ def report(drifted: bool, consecutive: int) -> dict:
     }
 
 
-def test_reports_of_gone_pods_are_pruned(api, cluster: Cluster, tmp_path: Path) -> None:
+def test_reports_of_gone_pods_are_pruned(
+    operator_kubeconfig: Path, cluster: Cluster, tmp_path: Path
+) -> None:
     operator = OperatorProcess(
-        api.kubeconfig_path, tmp_path, extra_env={"DRIFTLINE_DRIFT_PRUNE_SECONDS": "0.5"}
+        operator_kubeconfig, tmp_path, extra_env={"DRIFTLINE_DRIFT_PRUNE_SECONDS": "0.5"}
     )
     cluster.create(
         "driftpolicies",

@@ -6,8 +6,8 @@ and a cluster-wide resourceVersion, optimistic concurrency, status and scale sub
 watches from a resourceVersion with bookmarks and 410 Gone, label and field selectors,
 finalizers and garbage collection, CRD registration with schema/CEL validation, the patch
 types and server-side apply, field validation (fieldValidation Strict/Warn/Ignore), the
-OpenAPI documents and content negotiation kubectl relies on, controller stand-ins and
-fault injection.
+OpenAPI documents and content negotiation kubectl relies on, controller stand-ins,
+fault injection, and (when asked for) bearer-token authentication with RBAC authorization.
 
     store.py        objects, resourceVersions and the bounded event history watches read
     cluster.py      what each verb does (independent of HTTP)
@@ -22,6 +22,9 @@ fault injection.
     tables.py       the Tables `kubectl get` prints (pure)
     controllers.py  Deployment, Job and Service stand-ins
     faults.py       fault injection
+    rbac.py         RBAC decisions and the escalation check (pure)
+    tokens.py       the static token file and bearer headers (pure)
+    access.py       authentication, authorization and their record, for the server
     server.py       the HTTP shell on kmock
     bootstrap.py    kubeconfigs and CRD preloading
     cli.py          `driftline apiserver`

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,14 @@ from driftline.apiserver.cluster import Cluster
 CONTEXT_NAME = "driftline-local"
 
 
-def kubeconfig(url: str, namespace: str = "default") -> dict[str, Any]:
-    """A kubeconfig for kopf, the `kubernetes` client and kubectl (plain HTTP, no credentials)."""
+def kubeconfig(url: str, namespace: str = "default", token: str | None = None) -> dict[str, Any]:
+    """A kubeconfig for kopf, the `kubernetes` client and kubectl (plain HTTP; a bearer
+    token when the server authenticates)."""
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": CONTEXT_NAME, "cluster": {"server": url}}],
-        "users": [{"name": CONTEXT_NAME, "user": {}}],
+        "users": [{"name": CONTEXT_NAME, "user": {"token": token} if token else {}}],
         "contexts": [
             {
                 "name": CONTEXT_NAME,
@@ -30,9 +32,17 @@ def kubeconfig(url: str, namespace: str = "default") -> dict[str, Any]:
     }
 
 
-def write_kubeconfig(path: Path, url: str) -> Path:
+def write_kubeconfig(
+    path: Path, url: str, token: str | None = None, namespace: str = "default"
+) -> Path:
+    """Write atomically (whoever waits for the file never reads half of it); with a token,
+    readable by its owner only, as kubeadm writes admin.conf."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(kubeconfig(url), sort_keys=False))
+    partial = path.with_name(f".{path.name}.partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if token else 0o644)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(yaml.safe_dump(kubeconfig(url, namespace, token), sort_keys=False))
+    os.replace(partial, path)
     return path
 
 

@@ -7,16 +7,20 @@ import contextlib
 import enum
 import errno
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import yaml
 
+from driftline.apiserver.access import AccessControl
 from driftline.apiserver.bootstrap import load_crds, write_kubeconfig
 from driftline.apiserver.cluster import Cluster
 from driftline.apiserver.controllers import JobOutcome
 from driftline.apiserver.errors import ApiError
+from driftline.apiserver.rbac import UserInfo
 from driftline.apiserver.server import ApiHandler, LocalApiServer
+from driftline.apiserver.tokens import TokenFileError, parse_token_file
 
 
 class CrdSource(enum.Enum):
@@ -26,6 +30,14 @@ class CrdSource(enum.Enum):
     # writes, so an installed package needs no crds/ data files and is never stale.
     GENERATED = "generated"
     NONE = "none"
+
+
+@dataclass(frozen=True)
+class Security:
+    """Authentication and RBAC: the static tokens and where decisions are logged."""
+
+    tokens: dict[str, UserInfo]
+    log_path: Path | None
 
 
 def load_generated_crds(cluster: Cluster) -> list[str]:
@@ -45,12 +57,15 @@ async def serve(
     job_outcome: str,
     deployment_delay: float,
     bookmark_interval: float,
+    security: Security | None = None,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     handler = ApiHandler(bookmark_interval=bookmark_interval)
+    if security is not None:
+        handler.access = AccessControl(handler.cluster, security.tokens, security.log_path)
     async with contextlib.AsyncExitStack() as stack:
         try:
             server = await stack.enter_async_context(LocalApiServer(handler, port=port))
@@ -84,8 +99,9 @@ async def _serve_until(
         raise click.ClickException(f"cannot load the CRDs in {crds}: {exc}") from exc
     server.controllers.jobs.default = JobOutcome(succeed=job_outcome == "succeed")
     server.controllers.deployments.ready_delay = deployment_delay
+    access = server.handler.access
     try:
-        write_kubeconfig(kubeconfig, server.url)
+        write_kubeconfig(kubeconfig, server.url, access.admin_token if access else None)
     except OSError as error:
         raise click.ClickException(f"cannot write the kubeconfig {kubeconfig}: {error}") from None
     click.echo(
@@ -140,6 +156,29 @@ async def _serve_until(
     show_default=True,
     help="Seconds between watch bookmarks.",
 )
+@click.option(
+    "--authorization-mode",
+    type=click.Choice(["AlwaysAllow", "RBAC"]),
+    default="AlwaysAllow",
+    show_default=True,
+    help="RBAC: every request needs a bearer token and is authorized by the Roles, "
+    "ClusterRoles and bindings in the cluster; the kubeconfig written gets an admin token "
+    "(group system:masters).",
+)
+@click.option(
+    "--token-auth-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help='Static tokens, as kube-apiserver\'s: CSV lines token,user,uid,"group1,group2".',
+)
+@click.option(
+    "--authorization-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="DRIFTLINE_APISERVER_AUTHORIZATION_LOG",
+    help="Append each authorization decision (user, verb, group, resource, the rule that "
+    "allowed it) to this file as one JSON line.",
+)
 def apiserver(
     port: int,
     kubeconfig: Path,
@@ -148,6 +187,9 @@ def apiserver(
     job_outcome: str,
     deployment_delay: float,
     bookmark_interval: float,
+    authorization_mode: str,
+    token_auth_file: Path | None,
+    authorization_log: Path | None,
 ) -> None:
     """Run the local Kubernetes API on 127.0.0.1 until SIGTERM.
 
@@ -159,4 +201,31 @@ def apiserver(
     apiserver.driftline.io/termination-message.
     """
     source: Path | CrdSource = CrdSource.NONE if no_crds else (crds or CrdSource.GENERATED)
-    asyncio.run(serve(port, kubeconfig, source, job_outcome, deployment_delay, bookmark_interval))
+    security = _security(authorization_mode, token_auth_file, authorization_log)
+    asyncio.run(
+        serve(
+            port,
+            kubeconfig,
+            source,
+            job_outcome,
+            deployment_delay,
+            bookmark_interval,
+            security,
+        )
+    )
+
+
+def _security(mode: str, token_file: Path | None, log_path: Path | None) -> Security | None:
+    if mode != "RBAC":
+        if token_file is not None or log_path is not None:
+            raise click.UsageError(
+                "--token-auth-file and --authorization-log need --authorization-mode RBAC"
+            )
+        return None
+    tokens = {}
+    if token_file is not None:
+        try:
+            tokens = parse_token_file(token_file.read_text(), str(token_file))
+        except (OSError, TokenFileError) as error:
+            raise click.BadParameter(str(error), param_hint="--token-auth-file") from None
+    return Security(tokens, log_path)

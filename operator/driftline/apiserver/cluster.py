@@ -251,7 +251,7 @@ class Cluster:
             while self.store.get(resource.storage_key, namespace or "", meta["name"]) is not None:
                 meta["name"] = metadata.generated_name(meta["generateName"])
         name = meta["name"]
-        if problem := metadata.name_problem(name):
+        if problem := metadata.name_problem(name, resource.storage_key):
             raise errors.invalid(
                 resource,
                 name,

@@ -28,8 +28,28 @@ def generated_name(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
 
 
-def name_problem(name: str) -> str | None:
-    """Why a name is not a valid DNS subdomain, in the API server's words, or None."""
+# Kinds whose names need only be valid URL path segments (upstream ValidateRBACName), so
+# that `system:discovery` and `system:serviceaccount:...`-style names are possible.
+PATH_SEGMENT_NAMED = frozenset(
+    ("rbac.authorization.k8s.io", plural)
+    for plural in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")
+)
+
+
+def path_segment_name_problem(name: str) -> str | None:
+    if name in (".", ".."):
+        return f"may not be '{name}'"
+    for forbidden in ("/", "%"):
+        if forbidden in name:
+            return f"may not contain '{forbidden}'"
+    return None
+
+
+def name_problem(name: str, storage: tuple[str, str] | None = None) -> str | None:
+    """Why a name is not valid for its kind (a DNS subdomain for most), in the API server's
+    words, or None."""
+    if storage in PATH_SEGMENT_NAMED:
+        return path_segment_name_problem(name)
     if len(name) > 253:
         return "must be no more than 253 characters"
     if not _NAME.match(name):

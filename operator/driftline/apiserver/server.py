@@ -22,6 +22,7 @@ import orjson
 import yaml
 
 from driftline.apiserver import discovery, errors, openapi, patching, protobuf, tables
+from driftline.apiserver.access import REQUESTER, AccessControl
 from driftline.apiserver.cluster import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -34,6 +35,7 @@ from driftline.apiserver.controllers import Controllers
 from driftline.apiserver.errors import ApiError
 from driftline.apiserver.faults import FaultInjector, fault_status
 from driftline.apiserver.gc import DeleteOptions
+from driftline.apiserver.rbac import RequestAttributes, UserInfo
 from driftline.apiserver.resources import VERBS, ResourceType
 from driftline.apiserver.selectors import (
     SelectorError,
@@ -42,6 +44,7 @@ from driftline.apiserver.selectors import (
     parse_label_selector,
 )
 from driftline.apiserver.store import Obj
+from driftline.apiserver.tokens import bearer_token
 from driftline.apiserver.watch import WatchOptions, WatchStream
 
 KMOCK_LOG_LIMIT = 100
@@ -143,12 +146,48 @@ def _truthy(value: str | None) -> bool:
     return value in ("true", "1", "True")
 
 
+def name_from_field_selector(selector: str | None) -> str:
+    """The name a list or watch is narrowed to by `metadata.name=<name>`, as kube-apiserver
+    reads it for authorization (so resourceNames can allow a watch of one object)."""
+    for requirement in (selector or "").split(","):
+        key, operator, value = requirement.partition("==")
+        if not operator:
+            key, operator, value = requirement.partition("=")
+        if operator and key.strip() == "metadata.name" and not key.endswith("!"):
+            return value.strip()
+    return ""
+
+
+def request_attributes(
+    user: UserInfo, route: Route, verb: str, query: Any, namespaced: bool
+) -> RequestAttributes:
+    """What RBAC sees of a resource request (upstream's RequestInfo)."""
+    name = route.name or ""
+    if not name and verb in ("list", "watch"):
+        name = name_from_field_selector(query.get("fieldSelector"))
+    namespace = route.namespace or ""
+    if not namespaced and route.group == "" and route.plural == "namespaces":
+        namespace = name  # a namespace is in itself: a RoleBinding there may grant reading it
+    return RequestAttributes(
+        user,
+        verb,
+        True,
+        route.group,
+        route.plural,
+        route.subresource or "",
+        namespace,
+        name,
+    )
+
+
 @attrs.define(kw_only=True)
 class ApiHandler(kmock.KubernetesScaffold):
     """A kmock handler with Kubernetes semantics for every resource URL."""
 
     cluster: Cluster = attrs.field(factory=Cluster)
     faults: FaultInjector = attrs.field(factory=FaultInjector)
+    # Authentication and RBAC; None serves everyone everything (the default).
+    access: AccessControl | None = None
     bookmark_interval: float = 60.0
     max_watch_seconds: float = 1800.0
     # Disconnected watch clients are noticed within this many seconds.
@@ -258,13 +297,37 @@ class ApiHandler(kmock.KubernetesScaffold):
         return None
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if self.access is None:
+            return await self._answer(raw_request)
+        try:
+            user = self.access.authenticate(bearer_token(raw_request.headers))
+        except ApiError as exc:
+            return json_response(exc.status(), exc.code)
+        requester = REQUESTER.set(user)
+        try:
+            return await self._answer(raw_request)
+        finally:
+            REQUESTER.reset(requester)
+
+    def _authorize_path(self, raw: aiohttp.web.BaseRequest) -> None:
+        user = REQUESTER.get()
+        if self.access is not None and user is not None:
+            verb = raw.method.lower()
+            self.access.authorize(RequestAttributes(user, verb, False, path=raw.path))
+
+    async def _answer(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         if raw_request.path == "/openapi" or raw_request.path.startswith("/openapi/"):
             try:
+                self._authorize_path(raw_request)
                 return self._serve_openapi(raw_request)
             except ApiError as exc:
                 return json_response(exc.status(), exc.code)
         route = parse_route(raw_request.path, self._is_namespaced)
         if route is None:
+            try:
+                self._authorize_path(raw_request)
+            except ApiError as exc:
+                return json_response(exc.status(), exc.code)
             try:
                 return await super().__call__(raw_request)
             finally:
@@ -285,8 +348,14 @@ class ApiHandler(kmock.KubernetesScaffold):
         resource = self.cluster.registry.get(route.group, route.version, route.plural)
         if resource is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if route.subresource not in (None, "status", "scale") or (
-            route.subresource == "status" and not resource.status
+        token_request = (
+            self.access is not None
+            and resource.storage_key == ("", "serviceaccounts")
+            and route.subresource == "token"
+        )
+        if not token_request and (
+            route.subresource not in (None, "status", "scale")
+            or (route.subresource == "status" and not resource.status)
         ):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if not accepts_json(raw.headers.get("Accept")):
@@ -298,8 +367,15 @@ class ApiHandler(kmock.KubernetesScaffold):
                 "only the following media types are accepted: application/json",
             )
         verb = self._verb(raw.method, route, raw.query)
+        user = REQUESTER.get()
+        if self.access is not None and user is not None:
+            self.access.authorize(
+                request_attributes(user, route, verb, raw.query, resource.namespaced)
+            )
         if resource.namespaced and route.namespace is None and verb not in ("list", "watch"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if token_request:
+            return self._request_token(raw, route, verb, await self._body(raw, resource))
         name = route.name
         if verb == "create" and name is None and self.faults.selects_by_name():
             # A create names its object in the body, and a fault may be aimed at that name.
@@ -326,6 +402,19 @@ class ApiHandler(kmock.KubernetesScaffold):
         if verb in ("list", "get"):
             return self._read(raw, resource, route, verb)
         return await self._write(raw, resource, route, verb)
+
+    def _request_token(
+        self, raw: aiohttp.web.BaseRequest, route: Route, verb: str, body: Any
+    ) -> aiohttp.web.Response:
+        """POST serviceaccounts/<name>/token: the TokenRequest API."""
+        assert self.access is not None and route.namespace is not None and route.name
+        if verb != "create":
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
+        return json_response(self.access.request_token(route.namespace, route.name, body), 201)
 
     def _read(
         self, raw: aiohttp.web.BaseRequest, resource: ResourceType, route: Route, verb: str
