@@ -108,6 +108,12 @@ def test_no_report_of_the_version_is_no_data_naming_what_there_is() -> None:
     assert severity({}) == NoData("no pod serving v1 has reported drift yet")
 
 
+def test_an_entry_that_is_not_a_report_counts_for_no_version() -> None:
+    pods: dict[str, Any] = {"junk": None, "text": "Evaluating", "a": report("v2")}
+    assert severity(pods) == NoData("no pod serving v1 has reported drift yet (reports name v2)")
+    assert severity(pods, "v2") == Value(0.0)
+
+
 def test_only_stale_reports_are_no_data_saying_how_old() -> None:
     outcome = severity({"a": report(age=300), "b": report(age=61)})
     assert outcome == NoData(

@@ -182,6 +182,11 @@ def test_the_report_counts_the_predictions_that_were_made(api, models, start_pod
         == BinnedCounts((0.45,), tuple(expected_bins(confidence, (0.45,)))).by_bin()
     )
 
+    # turned off, the summary leaves the report (the merge patch deletes the key)
+    set_summary_settings(api, {"enabled": False})
+    eventually(lambda: "predictions" not in read_policy(api)["status"]["pods"][pod.name])
+    assert read_policy(api)["status"]["pods"][pod.name]["evaluation"]["samples"] == ROWS
+
 
 def test_different_models_diverge_and_the_same_model_does_not(api, start_pod) -> None:
     stable = start_pod("mlp-a-0", "a", "mlp-a")

@@ -143,9 +143,11 @@ def _select(
         math.isfinite(max_age_seconds) and max_age_seconds > 0
     ):
         raise ValueError(f"max_age_seconds must be a positive number, not {max_age_seconds!r}")
-    mine = {pod: report for pod, report in pods.items() if report.get("modelVersion") == version}
+    # an entry that is not a report at all names no version, so it counts for none
+    readable = {pod: report for pod, report in pods.items() if isinstance(report, Mapping)}
+    mine = {pod: r for pod, r in readable.items() if r.get("modelVersion") == version}
     if not mine:
-        other_versions = sorted({str(r.get("modelVersion")) for r in pods.values()})
+        other_versions = sorted({str(r.get("modelVersion")) for r in readable.values()})
         seen = f" (reports name {', '.join(other_versions)})" if other_versions else ""
         return NoData(f"no pod serving {version} has reported drift yet{seen}")
     fresh: dict[str, Mapping[str, Any]] = {}
