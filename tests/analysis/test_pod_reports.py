@@ -161,6 +161,31 @@ def test_partial_freshness_takes_the_fresh_reports_alone() -> None:
     assert severity(pods) == Value(1.0)
 
 
+def test_a_window_too_small_to_evaluate_is_no_verdict() -> None:
+    small = report()
+    small["evaluation"]["samples"] = 50
+    empty = report()
+    empty["evaluation"]["samples"] = 0
+    pods = {"small": small, "empty": empty, "stale": report(age=600)}
+    assert severity(pods, min_samples=100) == NoData(
+        "no fresh drift report of v1 evaluated a full window: empty's window held 0 samples "
+        "(min 100); small's window held 50 samples (min 100); stale's report is 600s old "
+        "(max 60s)"
+    )
+    assert severity(pods) == Value(0.0), "50 samples are enough when 1 is the minimum"
+    assert severity({"empty": empty}) == NoData(
+        "no fresh drift report of v1 evaluated a full window: empty's window held 0 samples (min 1)"
+    )
+    full = report(severity="Low", drifted=True, consecutive=2)
+    assert severity({"small": small, "full": full}, min_samples=100) == Value(1.0)
+
+
+def test_an_evaluation_without_a_sample_count_is_an_error() -> None:
+    broken = report()
+    del broken["evaluation"]["samples"]
+    assert severity({"a": broken}) == QueryError("pod a's evaluation has no sample count: None")
+
+
 def test_an_unknown_severity_is_an_error_not_a_zero() -> None:
     outcome = severity({"a": report(severity="Critical", drifted=True, consecutive=2)})
     assert isinstance(outcome, QueryError)
@@ -184,6 +209,7 @@ def test_the_readers_take_status_as_the_models_write_it() -> None:
     [
         ({"consecutive_windows": 0}, "consecutive_windows must be at least 1, not 0"),
         ({"consecutive_windows": True}, "consecutive_windows must be at least 1, not True"),
+        ({"min_samples": 0}, "min_samples must be at least 1, not 0"),
         ({"max_age_seconds": 0}, "max_age_seconds must be a positive number, not 0"),
         ({"max_age_seconds": math.inf}, "max_age_seconds must be a positive number, not inf"),
         ({"max_age_seconds": math.nan}, "max_age_seconds must be a positive number, not nan"),

@@ -14,6 +14,8 @@ Which reports count (the quorum rule):
 - at least one fresh report is needed, else the outcome is NoData naming why each pod's
   report did not count (how old it is, that it has no evaluation, or the reason the
   sidecar gave for not evaluating); with no report of the version at all, NoData says so;
+  for drift, the fresh report must also have evaluated a full window (`min_samples`):
+  "no drift" in a window too small to test is no verdict;
 - partial freshness: when some of the version's pods are fresh and others are not, the
   value comes from the fresh ones alone. A sidecar that stops writing drops out after
   `max_age_seconds` instead of holding the gate at its last word; the gate's own
@@ -55,20 +57,43 @@ def drift_outcome(
     now: datetime,
     max_age_seconds: float,
     consecutive_windows: int,
+    min_samples: int = 1,
 ) -> Outcome:
     """The highest confirmed drift severity over the fresh reports of `version`'s pods, as
     `Value(rank)` (driftline_vocabulary Severity's order: None 0, Low 1, Medium 2, High 3).
 
     A pod's drift is confirmed once its window drifted `consecutive_windows` times in a
-    row (the DriftPolicy's Drifted rule); an unconfirmed drift ranks as None.
+    row (the DriftPolicy's Drifted rule); an unconfirmed drift ranks as None. A window
+    of fewer than `min_samples` rows (pass the policy's `spec.window.minSamples`) was not
+    evaluated, so its "no drift" says nothing: such a report counts as not fresh, and an
+    empty window never does.
     """
-    if isinstance(consecutive_windows, bool) or consecutive_windows < 1:
-        raise ValueError(f"consecutive_windows must be at least 1, not {consecutive_windows!r}")
+    for name, number in (
+        ("consecutive_windows", consecutive_windows),
+        ("min_samples", min_samples),
+    ):
+        if isinstance(number, bool) or number < 1:
+            raise ValueError(f"{name} must be at least 1, not {number!r}")
     selection = _select(pods, version, now, max_age_seconds)
     if isinstance(selection, NoData):
         return selection
-    highest = 0
+    evaluated: dict[str, Mapping[str, Any]] = {}
+    too_few: list[str] = []
     for pod, report in sorted(selection.fresh.items()):
+        samples = report["evaluation"].get("samples")
+        if isinstance(samples, bool) or not isinstance(samples, int):
+            return QueryError(f"pod {pod}'s evaluation has no sample count: {samples!r}")
+        if samples >= min_samples:
+            evaluated[pod] = report
+        else:
+            too_few.append(f"{pod}'s window held {samples} samples (min {min_samples})")
+    if not evaluated:
+        return NoData(
+            f"no fresh drift report of {version} evaluated a full window: "
+            + "; ".join([*too_few, *selection.left_out])
+        )
+    highest = 0
+    for pod, report in evaluated.items():
         if not confirmed(dict(report), consecutive_windows):
             continue
         severity = report["evaluation"].get("severity")
