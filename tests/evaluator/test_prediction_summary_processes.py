@@ -20,7 +20,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from driftline.analysis.divergence import BinnedCounts, DivergenceSettings, judge_divergence
-from driftline.analysis.pod_reports import prediction_counts
+from driftline.analysis.pod_reports import drift_outcome, prediction_counts
+from driftline.analysis.types import Value
 from driftline_serving.drift import Schema, build_profile, save_profile
 from driftline_serving.evaluator.predictions import DEFAULT_SCORE_BIN_EDGES, OTHER
 from driftline_serving.examples.models import (
@@ -213,3 +214,10 @@ def test_different_models_diverge_and_the_same_model_does_not(api, start_pod) ->
         counts("mlp-a-copy", CONFIDENCE), counts("mlp-a", CONFIDENCE), settings
     )
     assert alike_scores.verdict == "Passed", alike_scores.reason
+
+    # the same reports' drift verdicts: traffic like the reference drifts on no track
+    for version in ("mlp-a", "mlp-b", "mlp-a-copy"):
+        outcome = drift_outcome(
+            pods, version, now=now, max_age_seconds=60, consecutive_windows=2, min_samples=200
+        )
+        assert outcome == Value(0.0), (version, outcome)
