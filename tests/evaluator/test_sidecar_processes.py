@@ -5,10 +5,6 @@ reporting at once, and with the API failing requests for a while."""
 
 from __future__ import annotations
 
-import functools
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,14 +12,12 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from kubernetes.client.exceptions import ApiException
 
 from driftline_serving.drift import Schema, build_profile, save_profile
-from driftline_serving.examples.models import MLP_INPUT_NAME, MLP_INPUTS, classifier_mlp, save
-from tests.serving.conftest import ServerProcess
-from tests.support import free_port, wait_until
+from driftline_serving.examples.models import MLP_INPUTS, classifier_mlp, save
 
-from .conftest import NAMESPACE, POLICY, drifted_condition, read_policy
+from .conftest import drifted_condition, read_policy
+from .sidecar_pods import Pod, eventually
 
 FEATURES = [f"x{i}" for i in range(MLP_INPUTS)]
 SHIFTED = ("x3", "x17")
@@ -49,130 +43,6 @@ def mlp_artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
-class Pod:
-    """One serving pod: a server process and its evaluator process, sharing a socket."""
-
-    def __init__(
-        self,
-        name: str,
-        directory: Path,
-        artifacts: dict[str, Any],
-        kubeconfig: Path,
-        started: list[Pod],
-    ) -> None:
-        started.append(self)  # registered first, so a failed start is still cleaned up
-        self.name = name
-        self.server: ServerProcess | None = None
-        socket_address = f"unix://{directory}/{name}.sock"
-        self.evaluator_port = free_port()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.evaluator_log = directory / f"{name}-evaluator.log"
-        self.evaluator = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "driftline_serving.evaluator.cli",
-                "--policy",
-                POLICY,
-                "--namespace",
-                NAMESPACE,
-                "--pod",
-                name,
-                "--model-version",
-                "mlp-v1",
-                "--profile-uri",
-                f"file://{artifacts['profile']}",
-                "--profile-sha256",
-                artifacts["profile_sha"],
-                "--listen",
-                socket_address,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.evaluator_port),
-                "--kubeconfig",
-                str(kubeconfig),
-                "--interval",
-                "0.3",
-            ],
-            stdout=self.evaluator_log.open("wb"),
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        port = free_port()
-        log_path = directory / f"{name}-server.log"
-        args = [
-            sys.executable,
-            "-m",
-            "driftline_serving.server.cli",
-            "--model-name",
-            "mlp",
-            "--model-uri",
-            str(artifacts["model"]),
-            "--sha256",
-            artifacts["model_sha"],
-            "--model-version",
-            "mlp-v1",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--intra-op-threads",
-            "1",
-            "--drift-sample-socket",
-            socket_address,
-            "--drift-sampling-rate",
-            "1.0",
-        ]
-        process = subprocess.Popen(
-            args, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env
-        )
-        self.server = ServerProcess(process, port, log_path, args)
-        self.server.wait_ready()
-        eventually(self._evaluator_listening, timeout_s=60)
-
-    def _evaluator_listening(self) -> bool:
-        assert self.evaluator.poll() is None, self.evaluator_log.read_text()
-        try:
-            return "driftline_drift_samples_received_total" in self.evaluator_metrics()
-        except OSError:
-            return False
-
-    def infer(self, rows: np.ndarray, request_id: str) -> None:
-        body = orjson.dumps(
-            {
-                "id": request_id,
-                "inputs": [
-                    {
-                        "name": MLP_INPUT_NAME,
-                        "shape": list(rows.shape),
-                        "datatype": "FP32",
-                        "data": rows.astype(np.float32).ravel().tolist(),
-                    }
-                ],
-            }
-        )
-        status, answer, _ = self.server.post("/v2/models/mlp/infer", body)
-        assert status == 200, answer
-
-    def evaluator_metrics(self) -> str:
-        import urllib.request
-
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{self.evaluator_port}/metrics", timeout=5
-        ) as r:
-            return r.read().decode()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-        self.evaluator.terminate()
-        try:
-            self.evaluator.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.evaluator.kill()
-
-
 @pytest.fixture
 def start_pod(api, mlp_artifacts, tmp_path: Path) -> Iterator[Callable[[str], Pod]]:
     pods: list[Pod] = []
@@ -194,10 +64,6 @@ def traffic(pod: Pod, count: int, *, drift: bool, seed: int) -> None:
             for name in SHIFTED:
                 rows[:, FEATURES.index(name)] += 1.0
         pod.infer(rows, f"{pod.name}-{seed}-{i}")
-
-
-# the test's own reads may hit injected faults
-eventually = functools.partial(wait_until, timeout_s=60.0, interval_s=0.1, ignore=(ApiException,))
 
 
 def condition_is(api, status: str, reason: str | None = None) -> Callable[[], Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
@@ -158,6 +160,48 @@ class PredictionDrift(ApiModel):
         True, description="Compare the output class distribution (Jensen-Shannon)."
     )
     confidence: bool = Field(True, description="Also compare the distribution of the top score.")
+
+
+# The sidecar's default too (driftline_serving.evaluator.predictions); a test keeps them equal.
+DEFAULT_SCORE_BIN_EDGES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+class PredictionSummarySettings(ApiModel):
+    """The summary of predictions each pod's sidecar adds to its report, per model output:
+    class counts, or counts on fixed score bins. The canary's and the stable's sidecars read
+    the same policy, so they count on the same bins and a rollout can compare them."""
+
+    enabled: bool = Field(True, description="Add the summary to each pod's report.")
+    score_bin_edges: list[float] = Field(
+        default_factory=lambda: list(DEFAULT_SCORE_BIN_EDGES),
+        description="Inner edges of the bins that single-valued float outputs (scores) are "
+        "counted on: (-inf, e0], (e0, e1], ..., (eLast, +inf). Strictly increasing. Default "
+        "0.1 to 0.9 in steps of 0.1, for probabilities.",
+        min_length=1,
+        max_length=64,
+        json_schema_extra={
+            "x-kubernetes-list-type": "set",
+            "x-kubernetes-validations": [
+                cel("self.isSorted()", "scoreBinEdges must strictly increase"),
+            ],
+        },
+    )
+    max_classes: int = Field(
+        20,
+        description="Classes counted per output, the most frequent first; the rest are "
+        "summed as `other`.",
+        ge=1,
+        le=100,
+    )
+
+    @field_validator("score_bin_edges")
+    @classmethod
+    def _edges_increase(cls, edges: list[float]) -> list[float]:
+        if not all(math.isfinite(edge) for edge in edges):
+            raise ValueError(f"scoreBinEdges must be finite numbers: {edges}")
+        if any(a >= b for a, b in itertools.pairwise(edges)):
+            raise ValueError(f"scoreBinEdges must strictly increase: {edges}")
+        return edges
 
 
 class Performance(ApiModel):
@@ -443,6 +487,10 @@ class DriftPolicySpec(ApiModel):
     performance: Performance | None = Field(
         None, description="Label-based performance checks; off when unset."
     )
+    prediction_summary: PredictionSummarySettings = Field(
+        default_factory=PredictionSummarySettings,
+        description="The per-output prediction counts in each pod's report.",
+    )
     hysteresis: Hysteresis = Field(default_factory=Hysteresis, description="Damping.")
     actions: list[ActionRule] = Field(
         default_factory=_default_actions,
@@ -476,6 +524,47 @@ class Evaluation(ApiModel):
     )
 
 
+class ClassCount(ApiModel):
+    """Predictions of one class."""
+
+    name: str = Field(
+        description="The class: its index (class scores) or label (integer outputs), or "
+        "`other` for the classes past maxClasses.",
+        min_length=1,
+        max_length=64,
+    )
+    count: int = Field(description="Predictions of the class in the window.", ge=0)
+
+
+class OutputPredictions(ApiModel):
+    """How one model output's predictions in the evaluated window are distributed.
+
+    Written by the sidecar and read by the rollout gates, which check its consistency
+    (driftline.analysis.pod_reports): no rules here, so one odd report can never stop the
+    whole status from being written or read."""
+
+    output: str = Field(description="The model output's name.", min_length=1, max_length=256)
+    kind: Literal["Classes", "Scores"] = Field(
+        description="Classes: the predicted class per row (argmax of class scores, or an "
+        "integer label). Scores: a single float per row, counted on the policy's bins."
+    )
+    classes: list[ClassCount] | None = Field(
+        None,
+        description="Counts per class, the most frequent first, then `other`.",
+        max_length=101,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    bin_edges: list[float] | None = Field(
+        None, description="The bins' inner edges (spec.predictionSummary).", max_length=64
+    )
+    bin_counts: list[int] | None = Field(
+        None,
+        description="Counts on (-inf, e0], (e0, e1], ..., (eLast, +inf).",
+        max_length=65,
+    )
+    invalid: int = Field(0, description="Rows with a non-finite value, not counted.", ge=0)
+
+
 class PodReport(ApiModel):
     """The latest evaluation of one serving pod's evaluator, or why it is not evaluating."""
 
@@ -499,6 +588,16 @@ class PodReport(ApiModel):
         None, description="Until when drifted windows do not count (hysteresis cooldown)."
     )
     model_version: str | None = Field(None, description="ModelVersion the pod serves.")
+    predictions: list[OutputPredictions] | None = Field(
+        None,
+        description="Per model output, the predictions of the window that `evaluation` "
+        "evaluated (at its time), counted by class or on spec.predictionSummary's score bins.",
+        max_length=8,
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["output"],
+        },
+    )
 
 
 class RetrainingRun(ApiModel):

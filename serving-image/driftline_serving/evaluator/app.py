@@ -157,6 +157,8 @@ class EvaluatorService:
             "consecutiveDrifted": self.evaluator.consecutive_drifted,
             "modelVersion": self.settings.model_version,
         }
+        if self.evaluator.summary_settings.enabled:
+            pod_report["predictions"] = self.evaluator.prediction_summary(now)
         hysteresis = self.evaluator.hysteresis
         if hysteresis.cooldown_until is not None and hysteresis.cooling_down(now):
             pod_report["cooldownUntil"] = _rfc3339(hysteresis.cooldown_until)

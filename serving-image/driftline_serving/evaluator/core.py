@@ -16,6 +16,7 @@ from driftline_serving.drift.prediction import performance_drift, top_class_and_
 from driftline_serving.drift.results import PerformanceResult
 from driftline_serving.drift.schema import FeatureType, Schema
 from driftline_serving.drift.windows import SampleWindow
+from driftline_serving.evaluator.predictions import PredictionWindows, SummarySettings
 from driftline_serving.evaluator.report_page import Histogram
 from driftline_serving.sampling.codec import Feedback, SampleBatch
 
@@ -146,6 +147,8 @@ class Evaluator:
         self._settings = WindowSettings()
         self._inputs = SampleWindow(profile.schema, self._settings.size, self._settings.min_samples)
         self._outputs = SampleWindow(OUTPUT_SCHEMA, self._settings.size, self._settings.min_samples)
+        self._output_values = PredictionWindows(self._settings.size)
+        self.summary_settings = SummarySettings()
         self._predictions: OrderedDict[str, Any] = OrderedDict()
         self._labels: deque[tuple[Any, Any]] = deque(maxlen=self._settings.size)
         self.last_report: DriftReport | None = None
@@ -164,7 +167,10 @@ class Evaluator:
             self._outputs = SampleWindow(
                 OUTPUT_SCHEMA, settings.size, settings.min_samples, settings.max_age_seconds
             )
+            self._output_values = PredictionWindows(settings.size, settings.max_age_seconds)
             self._labels = deque(self._labels, maxlen=settings.size)
+        # last, so that a bad summary setting (the CRD refuses it) leaves the rest applied
+        self.summary_settings = SummarySettings.from_policy(spec)
 
     def add(self, batch: SampleBatch, now: float) -> None:
         rows = batch.rows
@@ -175,6 +181,7 @@ class Evaluator:
             self.counters.rows_invalid += rows
             return
         self._inputs.add({name: matrix[:, i] for i, name in enumerate(names)}, now)
+        self._output_values.add(batch.outputs, rows, now)
         output = next(iter(batch.outputs.values()), None)
         if output is None or output.shape[0] != rows:
             return
@@ -237,6 +244,10 @@ class Evaluator:
         self.hysteresis = next_hysteresis(self.hysteresis, drifted, now, self._hysteresis_settings)
         self.last_report = report
         return report
+
+    def prediction_summary(self, now: float) -> list[dict[str, Any]]:
+        """Per output, the counts of the predictions in the window (evaluator/predictions.py)."""
+        return self._output_values.summary(now, self.summary_settings)
 
     @property
     def consecutive_drifted(self) -> int:
