@@ -37,6 +37,10 @@ class Pod:
         kubeconfig: Path,
         started: list[Pod],
         model_version: str = "mlp-v1",
+        *,
+        namespace: str = NAMESPACE,
+        policy: str = POLICY,
+        track: str = "stable",
     ) -> None:
         started.append(self)  # registered first, so a failed start is still cleaned up
         self.name = name
@@ -52,9 +56,9 @@ class Pod:
                 "-m",
                 "driftline_serving.evaluator.cli",
                 "--policy",
-                POLICY,
+                policy,
                 "--namespace",
-                NAMESPACE,
+                namespace,
                 "--pod",
                 name,
                 "--model-version",
@@ -102,6 +106,8 @@ class Pod:
             socket_address,
             "--drift-sampling-rate",
             "1.0",
+            "--track",
+            track,
         ]
         process = subprocess.Popen(
             args, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from driftline.analysis import builtin, builtin_promql, divergence
+from driftline.analysis import builtin, builtin_promql, divergence, pod_reports
 from driftline.analysis.providers.pod_metrics import PodEndpoint, read_track_metrics
 from driftline.analysis.providers.prometheus import (
     PrometheusClient,
@@ -34,6 +34,7 @@ from driftline.analysis.templating import TemplateError, render_query
 from driftline.analysis.types import NoData, Outcome, QueryError, Value
 from driftline.api.driftpolicy import DriftPolicy
 from driftline.api.modeldeployment import ModelDeploymentSpec
+from driftline.driftstatus import report_max_age
 from driftline.handlers.kube import KubeApi, KubeError
 from driftline.render import labels as lbl
 
@@ -298,8 +299,6 @@ class Analyst:
     # --- the DriftPolicy's reports -------------------------------------------------------
 
     def _drift_gate(self, subject: Subject, target: Target, now: datetime) -> Outcome:
-        from driftline.analysis import pod_reports  # type: ignore[attr-defined]  # TODO: lands with the sidecar work
-
         policy = subject.policy
         if policy is None:
             return QueryError("no DriftPolicy targets this deployment")
@@ -310,11 +309,10 @@ class Analyst:
             now=now,
             max_age_seconds=_report_max_age(policy),
             consecutive_windows=policy.spec.hysteresis.consecutive_windows,
+            min_samples=policy.spec.window.min_samples,
         )
 
     def _divergence_gate(self, subject: Subject, target: Target, now: datetime) -> Outcome:
-        from driftline.analysis import pod_reports  # type: ignore[attr-defined]  # TODO: lands with the sidecar work
-
         settings = subject.spec.strategy.analysis.divergence
         assert settings is not None
         policy = subject.policy
@@ -327,7 +325,7 @@ class Analyst:
             return NoData("there is no stable version to compare with")
         pods = _pod_reports(policy)
         age = _report_max_age(policy)
-        output = settings.output or pod_reports.first_output(pods, target.version)
+        output = settings.output or first_output(pods, target.version)
         if output is None:
             return NoData(f"no fresh prediction summary of {target.version} yet")
         canary = pod_reports.prediction_counts(
@@ -372,6 +370,17 @@ def divergence_outcome(
     return Value(result.effect(settings.effect))
 
 
+def first_output(pods: Mapping[str, Mapping[str, Any]], version: str) -> str | None:
+    """The first model output the version's pods summarise (the divergence gate's default)."""
+    for _, report in sorted(pods.items()):
+        if report.get("modelVersion") != version:
+            continue
+        for summary in report.get("predictions") or []:
+            if summary.get("output"):
+                return str(summary["output"])
+    return None
+
+
 def _all_builtin(outcome: Outcome) -> dict[str, Outcome]:
     return {
         name: outcome
@@ -392,4 +401,4 @@ def _pod_reports(policy: DriftPolicy) -> dict[str, dict[str, Any]]:
 
 def _report_max_age(policy: DriftPolicy) -> float:
     """A report older than two evaluation intervals (and 10 s) is stale."""
-    return 2 * policy.spec.window.interval_seconds + 10.0
+    return report_max_age(policy.spec.wire())
