@@ -200,9 +200,7 @@ def test_delete_options_decode_from_meta_v1_whatever_group_version_the_envelope_
 def test_the_server_deletes_with_a_protobuf_delete_options_body_as_helm_uninstall_sends(server):
     # helm uninstall removes its release Secret this way
     created = envelope("v1", "ConfigMap", field(1, object_meta("cm")))
-    code, _ = _post(
-        server, "/api/v1/namespaces/default/configmaps", created, protobuf.MEDIA_TYPE
-    )
+    code, _ = _post(server, "/api/v1/namespaces/default/configmaps", created, protobuf.MEDIA_TYPE)
     assert code == 201
     uid = http(server, "GET", "/api/v1/namespaces/default/configmaps/cm")[1]["metadata"]["uid"]
 
