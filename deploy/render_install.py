@@ -73,7 +73,9 @@ def render(helm: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if stale")
-    parser.add_argument("--output", type=Path, default=INSTALL, help="the file (default: %(default)s)")
+    parser.add_argument(
+        "--output", type=Path, default=INSTALL, help="the file (default: %(default)s)"
+    )
     args = parser.parse_args()
     helm = find_helm()
     if helm is None:

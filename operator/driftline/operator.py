@@ -202,20 +202,35 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             )
             return 1
     liveness = f"http://{args.bind}:{args.liveness_port}/healthz" if args.liveness_port else None
-    peering: dict[str, Any] = {"standalone": True}
+    priority = None
     if args.peering:
         priority = args.priority
         if priority is None:
             priority = peering_priority(replica_identity())
         logging.getLogger(__name__).info("peering: %s, priority %d", args.peering, priority)
-        peering = {"standalone": False, "peering_name": args.peering, "priority": priority}
+        _register_peering(kopf, args.peering, priority)
     kopf.run(
+        standalone=not args.peering,
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=liveness,
-        **peering,
+        peering_name=args.peering,
+        priority=priority,
     )
     return 0
+
+
+def _register_peering(kopf: Any, name: str, priority: int) -> None:
+    """Turn kopf's peering on from a startup handler registered after the handlers'
+    own (kopf runs them in that order): their startup sets the standalone default that
+    a single operator runs with, and this one, asked for on the command line, wins."""
+
+    @kopf.on.startup()
+    async def join_peering(settings: Any, **_: Any) -> None:
+        settings.peering.standalone = False
+        settings.peering.mandatory = True
+        settings.peering.name = name
+        settings.peering.priority = priority
 
 
 if __name__ == "__main__":
