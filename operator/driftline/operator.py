@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import socket
 import sys
-from collections.abc import Sequence
+import zlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 PROG = "driftline operator"
@@ -54,8 +56,39 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument(
         "--bind", default="0.0.0.0", help="address for the liveness and metrics endpoints"
     )
+    parser.add_argument(
+        "--peering",
+        metavar="NAME",
+        default=None,
+        help="run as one of several replicas: kopf's peering object NAME (a ClusterKopfPeering, "
+        "or a KopfPeering in each watched namespace) lets the replica with the highest "
+        "priority work while the others stand by; without it the operator runs alone",
+    )
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="this replica's peering priority (default: derived from $POD_ID, the pod's name)",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     return parser
+
+
+def peering_priority(identity: str) -> int:
+    """A priority in [1, 2**31 - 1] that is stable for one replica's identity.
+
+    kopf pauses every operator that sees a live peer of the same priority, so replicas
+    of one Deployment, which share their command line, must differ: the pod's name (or
+    the host and process, outside a pod) spreads them, and the highest one works.
+    """
+    return zlib.crc32(identity.encode()) % (2**31 - 1) + 1
+
+
+def replica_identity(environ: Mapping[str, str] | None = None) -> str:
+    """What kopf itself names this replica by in the peering object: $POD_ID (the
+    Deployment sets it to the pod's name), else the host name and process id."""
+    env = os.environ if environ is None else environ
+    return env.get("POD_ID") or f"{socket.gethostname()}/{os.getpid()}"
 
 
 def _record_factory_with_object(factory: Any) -> Any:
@@ -169,13 +202,35 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             )
             return 1
     liveness = f"http://{args.bind}:{args.liveness_port}/healthz" if args.liveness_port else None
+    priority = None
+    if args.peering:
+        priority = args.priority
+        if priority is None:
+            priority = peering_priority(replica_identity())
+        logging.getLogger(__name__).info("peering: %s, priority %d", args.peering, priority)
+        _register_peering(kopf, args.peering, priority)
     kopf.run(
-        standalone=True,
+        standalone=not args.peering,
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=liveness,
+        peering_name=args.peering,
+        priority=priority,
     )
     return 0
+
+
+def _register_peering(kopf: Any, name: str, priority: int) -> None:
+    """Turn kopf's peering on from a startup handler registered after the handlers'
+    own (kopf runs them in that order): their startup sets the standalone default that
+    a single operator runs with, and this one, asked for on the command line, wins."""
+
+    @kopf.on.startup()
+    async def join_peering(settings: Any, **_: Any) -> None:
+        settings.peering.standalone = False
+        settings.peering.mandatory = True
+        settings.peering.name = name
+        settings.peering.priority = priority
 
 
 if __name__ == "__main__":

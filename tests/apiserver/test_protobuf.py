@@ -181,3 +181,43 @@ def test_custom_resources_refuse_protobuf_with_415(server, widgets):
         protobuf.MEDIA_TYPE,
     )
     assert code == 415 and b"application/json, application/yaml" in answer
+
+
+def test_delete_options_decode_from_meta_v1_whatever_group_version_the_envelope_names():
+    preconditions = field(1, "uid-1")
+    raw = field(1, 0) + field(2, preconditions) + field(4, "Background") + field(5, "All")
+    for api_version in ("v1", "apps/v1"):
+        assert protobuf.decode_object(envelope(api_version, "DeleteOptions", raw)) == {
+            "apiVersion": api_version,
+            "kind": "DeleteOptions",
+            "gracePeriodSeconds": 0,  # a pointer: an explicit zero means "now"
+            "preconditions": {"uid": "uid-1"},
+            "propagationPolicy": "Background",
+            "dryRun": ["All"],
+        }
+
+
+def test_the_server_deletes_with_a_protobuf_delete_options_body_as_helm_uninstall_sends(server):
+    # helm uninstall removes its release Secret this way
+    created = envelope("v1", "ConfigMap", field(1, object_meta("cm")))
+    code, _ = _post(server, "/api/v1/namespaces/default/configmaps", created, protobuf.MEDIA_TYPE)
+    assert code == 201
+    uid = http(server, "GET", "/api/v1/namespaces/default/configmaps/cm")[1]["metadata"]["uid"]
+
+    def delete(precondition_uid: str) -> int:
+        options = field(2, field(1, precondition_uid)) + field(4, "Background")
+        request = urllib.request.Request(
+            server.url + "/api/v1/namespaces/default/configmaps/cm",
+            data=envelope("v1", "DeleteOptions", options),
+            method="DELETE",
+            headers={"Content-Type": protobuf.MEDIA_TYPE, "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert delete("another-uid") == 409  # the options were read: the precondition holds
+    assert delete(uid) == 200
+    assert http(server, "GET", "/api/v1/namespaces/default/configmaps/cm")[0] == 404

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 
 from driftline.conditions import make_condition
-from driftline.operator import _ObjectFilter, _record_factory_with_object, build_parser
+from driftline.operator import (
+    _ObjectFilter,
+    _record_factory_with_object,
+    build_parser,
+    peering_priority,
+    replica_identity,
+)
 from driftline.reconcile.transitions import MESSAGE_LIMIT, condition_events
 
 T0, T1 = "2026-11-23T12:00:00Z", "2026-11-23T12:01:00Z"
@@ -77,3 +84,22 @@ def test_module_runs_as_a_command():
     )
     assert done.returncode == 0
     assert "--liveness-port" in done.stdout
+
+
+def test_peering_is_off_unless_named_and_the_priority_can_be_given():
+    assert build_parser().parse_args([]).peering is None
+    args = build_parser().parse_args(["--peering", "driftline", "--priority", "7"])
+    assert (args.peering, args.priority) == ("driftline", 7)
+
+
+def test_replicas_get_distinct_stable_priorities_from_their_pod_names():
+    names = [f"driftline-operator-7d9f8c6b5-{suffix}" for suffix in ("abcde", "fghij", "klmno")]
+    priorities = [peering_priority(replica_identity({"POD_ID": name})) for name in names]
+    assert len(set(priorities)) == len(names)  # equal priorities would pause every replica
+    assert priorities == [peering_priority(name) for name in names]  # stable across restarts
+    assert all(1 <= p <= 2**31 - 1 for p in priorities)
+
+
+def test_outside_a_pod_the_identity_is_the_host_and_process():
+    identity = replica_identity({})
+    assert identity.endswith(f"/{os.getpid()}") and identity != f"/{os.getpid()}"

@@ -37,6 +37,9 @@ FIELDS_V1 = META + "FieldsV1"
 QUANTITY = "k8s.io.apimachinery.pkg.api.resource.Quantity"
 INT_OR_STRING = "k8s.io.apimachinery.pkg.util.intstr.IntOrString"
 RAW_EXTENSION = "k8s.io.apimachinery.pkg.runtime.RawExtension"
+# Option bodies clients send in protobuf: helm's uninstall deletes its release Secrets
+# with a protobuf DeleteOptions body.
+META_OPTIONS_KINDS = frozenset({"DeleteOptions"})
 
 # A field: [JSON name, "opt" | "rep" | "map", type, keep zero values]; a map's type is
 # [key type, value type]. Types are scalars (string, bytes, bool, int32, int64, double,
@@ -57,7 +60,12 @@ def message_table() -> Table:
 
 
 def message_for(api_version: str, kind: str) -> str:
-    """The protobuf message of a built-in kind: k8s.io.api.<group's first label>.<version>.<Kind>."""
+    """The protobuf message of a built-in kind: k8s.io.api.<group's first label>.<version>.<Kind>.
+
+    The request options (DeleteOptions) are meta/v1's whatever group version the client
+    names in the envelope (client-go sends the resource's, e.g. `v1` for a Secret)."""
+    if kind in META_OPTIONS_KINDS:
+        return META + kind
     group, _, version = api_version.rpartition("/")
     package = group.split(".")[0] if group else "core"
     return f"k8s.io.api.{package}.{version}.{kind}"
@@ -407,7 +415,8 @@ def generate_from_sources(api: Path, apimachinery: Path) -> Table:
         for r in BUILTIN_RESOURCES
         if r.group != "apiextensions.k8s.io"  # in k8s.io/apiextensions-apiserver, not here
     ]
-    return generate(packages, [*roots, UNKNOWN, "k8s.io.api.autoscaling.v1.Scale"])
+    options = [META + kind for kind in sorted(META_OPTIONS_KINDS)]
+    return generate(packages, [*roots, *options, UNKNOWN, "k8s.io.api.autoscaling.v1.Scale"])
 
 
 if __name__ == "__main__":

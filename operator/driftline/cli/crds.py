@@ -1,22 +1,51 @@
-"""`driftline crds`: write, check or summarise the generated CustomResourceDefinitions."""
+"""`driftline crds`: write, check or summarise the generated CustomResourceDefinitions.
+
+In a checkout they are written twice: to crds/ (the plain CRDs, Driftline's only) and to
+the Helm chart's crds/ (charts/driftline/crds: Driftline's and kopf's peering CRDs), so
+neither copy is ever edited by hand and `--check` fails when either is out of date."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from driftline.api.crdgen import all_crds, render_yaml
+from driftline.api.kopfpeering import peering_crds
+
+Documents = dict[str, dict[str, Any]]
+
+DEFAULT_CHART = Path("charts/driftline")
 
 
-def stale_files(directory: Path) -> list[str]:
-    """Names of CRD files in `directory` that differ from what the models generate."""
+def chart_crds() -> Documents:
+    """What a Helm chart's crds/ holds: Driftline's CRDs and kopf's peering CRDs."""
+    return {**all_crds(), **peering_crds()}
+
+
+def is_chart_crds(directory: Path) -> bool:
+    """Whether `directory` is the crds/ folder of a Helm chart."""
+    return directory.name == "crds" and (directory.parent / "Chart.yaml").is_file()
+
+
+def documents_for(directory: Path) -> Documents:
+    return chart_crds() if is_chart_crds(directory) else all_crds()
+
+
+def stale_files(directory: Path, documents: Documents | None = None) -> list[str]:
+    """Names of CRD files in `directory` that differ from what the models generate
+    (missing ones included); in a chart's crds/ also YAML files nothing generates."""
+    documents = documents_for(directory) if documents is None else documents
     stale = []
-    for name, document in all_crds().items():
+    for name, document in documents.items():
         path = directory / name
         if not path.exists() or path.read_text() != render_yaml(document):
             stale.append(name)
+    if is_chart_crds(directory):
+        extra = sorted(p.name for p in directory.glob("*.yaml") if p.name not in documents)
+        stale += [f"{name} (not generated: remove it)" for name in extra]
     return stale
 
 
@@ -24,7 +53,8 @@ def stale_files(directory: Path) -> list[str]:
 _SAME_AS_OUTPUT = "\0output-dir"
 
 
-def _check(directory: Path) -> None:
+def _check(directory: Path) -> bool:
+    """Report on one directory; whether it is up to date."""
     names = list(all_crds())
     if not directory.is_dir() or not any((directory / name).exists() for name in names):
         what = "no directory" if not directory.is_dir() else "no Driftline CRD files in"
@@ -39,8 +69,9 @@ def _check(directory: Path) -> None:
         click.echo(
             f"out of date in {directory}: {', '.join(stale)}; run `driftline crds`", err=True
         )
-        sys.exit(1)
+        return False
     click.echo(f"{directory}: up to date")
+    return True
 
 
 @click.command()
@@ -62,20 +93,39 @@ def _check(directory: Path) -> None:
     help="Write nothing; exit 1 when the CRD files in DIR (default: --output-dir, ./crds) "
     "differ from what this driftline's models generate.",
 )
+@click.option(
+    "--chart",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_CHART,
+    show_default=True,
+    help="The Helm chart whose crds/ is written (and checked) too, when it exists there.",
+)
 @click.option("--summary", is_flag=True, help="Print a table of the resources instead of writing.")
-def crds(output_dir: Path, check_dir: str | None, summary: bool) -> None:
-    """Generate crds/*.yaml from the pydantic models in driftline.api."""
+def crds(output_dir: Path, check_dir: str | None, chart: Path, summary: bool) -> None:
+    """Generate crds/*.yaml (and the chart's crds/) from the pydantic models in driftline.api."""
     if summary:
         _print_summary()
         return
+    chart_dir = chart / "crds" if (chart / "Chart.yaml").is_file() else None
     if check_dir is not None:
-        directory = output_dir if check_dir == _SAME_AS_OUTPUT else Path(check_dir)
-        _check(directory)
+        if check_dir == _SAME_AS_OUTPUT:
+            directories = [output_dir, *([chart_dir] if chart_dir else [])]
+        else:
+            directories = [Path(check_dir)]
+        # every directory is reported before the exit status says whether all were current
+        if not all([_check(directory) for directory in directories]):
+            sys.exit(1)
         return
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for name, document in all_crds().items():
-        (output_dir / name).write_text(render_yaml(document))
-        click.echo(f"wrote {output_dir / name}")
+    _write(output_dir, all_crds())
+    if chart_dir is not None:
+        _write(chart_dir, chart_crds())
+
+
+def _write(directory: Path, documents: Documents) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, document in documents.items():
+        (directory / name).write_text(render_yaml(document))
+        click.echo(f"wrote {directory / name}")
 
 
 def _print_summary() -> None:
