@@ -7,12 +7,14 @@ Jobs (with the finalizer that guards a version in use), a ModelDeployment rolled
 canary behind an HTTPRoute, another one autoscaled then not, a DriftPolicy (which gives the
 serving pods a sidecar with its own ServiceAccount, Role and RoleBinding), children whose
 names are taken by objects the operator does not own, a write that conflicts, the periodic
-re-apply, and deletion with pruning and finalizers. The API records which rule allowed each
+re-apply, an analysis gate whose Prometheus credentials come from a Secret, confirmed drift
+that retrains into a new ModelVersion, and deletion with pruning and finalizers. The API records which rule allowed each
 request; the test fails naming every grant no request used and every request denied.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -24,8 +26,10 @@ import kubernetes
 import pytest
 
 from driftline.apiserver.controllers import JobOutcome
+from driftline.conditions import now_rfc3339
 from driftline.handlers.kube import PLURALS, Kube
-from driftline.render.labels import evaluator_account_name
+from driftline.render.labels import evaluator_account_name, server_selector
+from tests.analysis.conftest import RecordingServer, serving
 from tests.apiserver_support import RunningApiServer, running_apiserver
 
 # The operator tests' harness (tests/operator is a folder of test modules, not a package).
@@ -52,7 +56,7 @@ Grant = tuple[str, str, str]  # (API group, resource[/subresource], verb)
 CHILD_KINDS = {
     kind: api_version
     for (api_version, kind) in PLURALS
-    if not api_version.startswith("driftline.io") and kind not in ("Pod", "Event", "Job")
+    if not api_version.startswith("driftline.io") and kind not in ("Pod", "Event", "Job", "Secret")
 }
 
 
@@ -174,6 +178,22 @@ def clear_taken_names(cluster: Cluster, admin: Kube, name: str, version: str) ->
     return {kind for kind, _, _ in cleared}
 
 
+def drifted_report(version: str) -> dict[str, Any]:
+    """What a serving pod's drift sidecar writes once it confirms drift."""
+    return {
+        "state": "Evaluating",
+        "evaluation": {
+            "time": now_rfc3339(),
+            "samples": 500,
+            "drifted": True,
+            "severity": "Medium",
+            "features": [{"name": "x0", "test": "KolmogorovSmirnov", "drifted": True}],
+        },
+        "consecutiveDrifted": 1,
+        "modelVersion": version,
+    }
+
+
 def test_every_grant_of_the_operator_is_used_and_none_is_missing(api, tmp_path):
     grants = expand(operator_rules())
     cluster = Cluster(api)
@@ -187,26 +207,57 @@ def test_every_grant_of_the_operator_is_used_and_none_is_missing(api, tmp_path):
     operator = OperatorProcess(kubeconfig, tmp_path, extra_env={"DRIFTLINE_RESYNC_SECONDS": "1"})
     operator.start()
     failure: AssertionError | None = None
+    prometheus = RecordingServer()  # answers every query: the gate passes
+    prometheus.answer(
+        200, {"status": "success", "data": {"resultType": "scalar", "result": [0, "1"]}}
+    )
+    retrained = ModelFile(tmp_path, 9)
+    stack = contextlib.ExitStack()
     try:
         model = ModelFile(tmp_path, 7)
         for version in ("churn-a", "churn-b"):
             verified_version(cluster, tmp_path, version, model)
+        cluster.core.create_namespaced_secret(
+            NAMESPACE, {"metadata": {"name": "prometheus-auth"}, "data": {"token": "dG9rZW4="}}
+        )
         cluster.create(
             "driftpolicies",
             {
                 "apiVersion": "driftline.io/v1alpha1",
                 "kind": "DriftPolicy",
                 "metadata": {"name": "churn-drift"},
-                "spec": {"targetRef": {"name": "churn"}},
+                "spec": {
+                    "targetRef": {"name": "churn"},
+                    "hysteresis": {"consecutiveWindows": 1},
+                    "actions": [{"severity": "Medium", "action": "Retrain"}],
+                    "retraining": {
+                        "jobTemplate": {
+                            "template": {"spec": {"containers": [{"name": "t", "image": "t"}]}}
+                        }
+                    },
+                },
             },
         )
+        stack.enter_context(serving(prometheus))
+        analysis = {
+            "intervalSeconds": 1,
+            "count": 1,
+            "driftGate": False,
+            "prometheusUrl": prometheus.url,
+            "prometheusSecretRef": {"name": "prometheus-auth"},
+            "metrics": [{"name": "up", "query": "up", "min": 1}],
+        }
         cluster.create(
             "modeldeployments",
             model_deployment(
                 "churn",
                 "churn-a",
                 replicas=2,
-                strategy={"type": "Canary", "canary": {"steps": [{"weight": 50}, {"weight": 100}]}},
+                strategy={
+                    "type": "Canary",
+                    "canary": {"steps": [{"weight": 50}, {"weight": 100}]},
+                    "analysis": analysis,
+                },
                 traffic={"httpRoute": [{"name": "public", "namespace": "gateways"}]},
             ),
         )
@@ -217,9 +268,47 @@ def test_every_grant_of_the_operator_is_used_and_none_is_missing(api, tmp_path):
         wait_for(lambda: healthy_on(cluster, "churn", "churn-a"), what="churn healthy on a")
         wait_for(lambda: healthy_on(cluster, "scaled", "churn-a"), what="scaled healthy on a")
 
-        # a canary behind the HTTPRoute, promoted: its Deployment and Service are pruned
+        # a canary behind the HTTPRoute, gated by a query with credentials from a Secret,
+        # promoted: its Deployment and Service are pruned
         cluster.patch("modeldeployments", "churn", {"spec": {"modelVersion": "churn-b"}})
         wait_for(lambda: healthy_on(cluster, "churn", "churn-b"), what="churn promoted to b")
+        stack.close()
+        assert prometheus.requests[-1].headers["Authorization"] == "Bearer token"
+
+        # confirmed drift retrains: a Job, and its result as a new ModelVersion
+        ok, verification = retrained.verification_message(tmp_path)
+        cluster.set_job_outcome(
+            "churn-drift-retrain-1",
+            succeed=True,
+            message=json.dumps(
+                {
+                    "artifact": {"uri": "s3://models/r.onnx", "sha256": retrained.sha256},
+                    "reference": {"uri": "s3://models/r.profile", "sha256": "c" * 64},
+                    "metrics": {"accuracy": 0.9},
+                }
+            ),
+        )
+        cluster.set_job_outcome("churn-drift-retrained-1-verify", succeed=ok, message=verification)
+        cluster.core.create_namespaced_pod(
+            NAMESPACE,
+            {
+                "metadata": {"name": "churn-stable-x", "labels": server_selector("churn")},
+                "spec": {"containers": [{"name": "server", "image": "x"}]},
+            },
+        )
+        cluster.custom.patch_namespaced_custom_object_status(
+            "driftline.io",
+            "v1alpha1",
+            NAMESPACE,
+            "driftpolicies",
+            "churn-drift",
+            {"status": {"pods": {"churn-stable-x": drifted_report("churn-b")}}},
+            _content_type="application/merge-patch+json",
+        )
+        wait_for(
+            lambda: cluster.get("modelversions", "churn-drift-retrained-1") is not None,
+            what="the retrained ModelVersion",
+        )
         cluster.patch(
             "modeldeployments",
             "scaled",
@@ -274,6 +363,7 @@ def test_every_grant_of_the_operator_is_used_and_none_is_missing(api, tmp_path):
         failure = error
     finally:
         operator.stop()
+        stack.close()
     unused = sorted(grants - used_grants(api))
     denied = sorted(set(api.denials()))
     assert failure is None and not unused and not denied, (
