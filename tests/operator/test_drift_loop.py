@@ -192,6 +192,10 @@ def test_a_bad_result_leaves_a_clear_status(
     serving_and_drifting(cluster, tmp_path, model_file)
     wait_for(lambda: [r["phase"] for r in runs(cluster)] == [phase], timeout=60, what=phase)
     assert expected in runs(cluster)[0]["message"]
+    assert (
+        f'driftline_retraining_jobs_total{{namespace="{NAMESPACE}",outcome="{phase.lower()}",'
+        'policy="churn-drift"} 1.0'
+    ) in operator.metrics()
     version = cluster.get("modelversions", RETRAINED)
     if phase == "Failed":
         assert version is None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from driftline.api.common import API_VERSION
 from driftline.api.driftpolicy import DriftPolicyStatus
 from driftline.conditions import now_rfc3339
+from driftline.handlers import metrics
 from driftline.handlers.context import Runtime
 from driftline.handlers.executor import execute
 from driftline.reconcile.driftpolicy import KIND, DriftPolicyObserved, decide
@@ -82,6 +83,25 @@ def reconcile(runtime: Runtime, namespace: str, name: str, attempt: int) -> floa
     now = now_rfc3339()
     decision = decide(observed, now, recheck_seconds=runtime.settings.drift_prune_seconds)
     written = execute(runtime.kube, decision, DriftPolicyStatus(), now)
+    count_retrainings(namespace, name, observed.body, decision.status)
     if written:
         runtime.remember_write(KIND, (namespace, name), written)
     return decision.requeue_after
+
+
+def count_retrainings(
+    namespace: str, name: str, body: Mapping[str, Any], new: DriftPolicyStatus | None
+) -> None:
+    """The operator's metric of retraining runs that ended in this reconcile."""
+    if new is None:
+        return
+    before = {
+        run.get("trigger"): run.get("phase")
+        for run in (body.get("status") or {}).get("retrainings") or []
+    }
+    for run in new.retrainings:
+        if (
+            run.phase in ("Succeeded", "Failed", "Rejected")
+            and before.get(run.trigger) != run.phase
+        ):
+            metrics.RETRAINING_JOBS.labels(namespace, name, run.phase.lower()).inc()

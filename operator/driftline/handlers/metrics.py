@@ -41,6 +41,12 @@ ANALYSIS_RUNS = Counter(
     ["namespace", "deployment", "run", "verdict"],
 )
 
+RETRAINING_JOBS = Counter(
+    "driftline_retraining_jobs_total",
+    "Retraining runs ended, by outcome (succeeded, failed, rejected by the validation gate).",
+    ["namespace", "policy", "outcome"],
+)
+
 
 @contextmanager
 def measured(kind: str) -> Iterator[None]:
