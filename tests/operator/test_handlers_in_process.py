@@ -218,7 +218,7 @@ def test_model_version_in_use_keeps_its_finalizer_and_says_so_once():
     assert remaining is not None and remaining["metadata"]["finalizers"] == []
 
 
-def test_drift_policy_reports_its_target_and_what_it_does_not_do():
+def test_drift_policy_reports_its_target_and_what_it_supports():
     kube = MemoryKube()
     kube.put(
         {
@@ -239,7 +239,8 @@ def test_drift_policy_reports_its_target_and_what_it_does_not_do():
     assert status["observedGeneration"] == 2
     assert conditions(status)["TargetFound"] == ("False", "TargetNotFound")
     assert conditions(status)["Ready"] == ("False", "TargetNotFound")
-    assert conditions(status)["Supported"] == ("False", "NotImplemented")
+    # every action is acted on (Rollback and Retrain since issue 16)
+    assert conditions(status)["Supported"] == ("True", "AllFieldsSupported")
     kube.put(model_deployment())
     driftpolicy.reconcile(runtime_for(kube), NS, "p", 0)
     assert conditions(status_of(kube, "DriftPolicy", "p"))["Ready"] == ("True", "AllConditionsMet")

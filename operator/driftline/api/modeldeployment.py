@@ -616,6 +616,21 @@ class Revision(ApiModel):
     at: datetime = Field(description="When.")
 
 
+class DriftSummary(ApiModel):
+    """The DriftPolicy's verdict on this deployment, mirrored here."""
+
+    policy: str = Field(description="The DriftPolicy.")
+    drifted: bool = Field(description="Whether confirmed drift holds now.")
+    severity: str = Field("None", description="None, Low, Medium or High.")
+    features: list[str] = Field(
+        default_factory=list, description="The drifted features.", max_length=64
+    )
+    message: str | None = Field(
+        None, description="The Drifted condition's message.", max_length=1024
+    )
+    since: datetime | None = Field(None, description="When the verdict last changed.")
+
+
 class ModelDeploymentStatus(ApiModel):
     """Observed state of a ModelDeployment, written by the operator."""
 
@@ -656,6 +671,19 @@ class ModelDeploymentStatus(ApiModel):
         description="Id of the last manual request (driftline.io/rollout-request) acted on; "
         "each request is acted on once.",
         max_length=128,
+    )
+    rolled_back_version: str | None = Field(
+        None,
+        description="A version whose drift rolled traffic back; holds while spec names it.",
+    )
+    rolled_back_to: str | None = Field(
+        None, description="The version serving instead of rolledBackVersion."
+    )
+    rollback_handled_at: datetime | None = Field(
+        None, description="The time of the last DriftPolicy rollback request acted on."
+    )
+    drift: DriftSummary | None = Field(
+        None, description="The DriftPolicy's verdict on this deployment."
     )
     verdicts: list[StepVerdict] = Field(
         default_factory=list,

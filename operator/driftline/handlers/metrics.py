@@ -41,6 +41,11 @@ ANALYSIS_RUNS = Counter(
     ["namespace", "deployment", "run", "verdict"],
 )
 
+ROLLBACKS = Counter(
+    "driftline_rollbacks_total",
+    "Drift rollbacks carried out (a drifted stable version, or a drifted rollout aborted).",
+    ["namespace", "deployment"],
+)
 RETRAINING_JOBS = Counter(
     "driftline_retraining_jobs_total",
     "Retraining runs ended, by outcome (succeeded, failed, rejected by the validation gate).",

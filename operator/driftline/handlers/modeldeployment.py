@@ -59,6 +59,9 @@ def gather(
             status.canary_version,
             status.preview_version,
             status.previous_version,
+            status.rolled_back_to,
+            # a drift rollback returns to one of these
+            *(revision.version for revision in status.history if revision.outcome == "Promoted"),
         }
     versions = {
         version: found
@@ -97,6 +100,11 @@ def reconcile(runtime: Runtime, namespace: str, name: str, attempt: int) -> floa
         old = read_status(observed.body) or ModelDeploymentStatus()
         new = decision.status
         count_analysis(namespace, name, old, new, outcomes)
+        if new.rollback_handled_at != old.rollback_handled_at and (
+            new.rolled_back_version != old.rolled_back_version
+            or new.aborted_version != old.aborted_version
+        ):
+            metrics.ROLLBACKS.labels(namespace, name).inc()
         running = [
             target
             for target in analysis_runs.active_targets(subject.spec, new)

@@ -28,7 +28,7 @@ from driftline.vocabulary import Severity
 KIND = "DriftPolicy"
 READY_REQUIRES = ("TargetFound", "Evaluating")
 # Actions the operator carries out today; the others are reported as not implemented.
-IMPLEMENTED_ACTIONS = frozenset({"Alert", "Retrain"})
+IMPLEMENTED_ACTIONS = frozenset({"Alert", "Retrain", "Rollback"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from driftline.analysis.types import Outcome
 from driftline.api.common import API_VERSION
 from driftline.api.driftpolicy import DriftPolicy
 from driftline.api.modeldeployment import (
+    DriftSummary,
     ModelDeployment,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
@@ -35,6 +36,7 @@ from driftline.render.objects import TrackPlan, render_model_deployment
 from driftline.render.service import serving_url
 from driftline.render.settings import RenderSettings
 from driftline.rollout.engine import decide_rollout
+from driftline.rollout.rollback import RollbackRequest, apply_rollback
 from driftline.rollout.types import ObservedTrack, RolloutDecision
 
 KIND = "ModelDeployment"
@@ -168,6 +170,8 @@ def compute_status(
     url: str | None,
     now: str,
     rollout: RolloutDecision | None = None,
+    rolled_back: tuple[bool, str, str] | None = None,
+    drift: DriftSummary | None = None,
 ) -> StatusDecision:
     """The ModelDeployment's status from its spec, the desired version's state and the
     track Deployments the cluster reports. `apply` None keeps the last Reconciled.
@@ -295,6 +299,8 @@ def compute_status(
         up_to_date = condition("UpToDate", True, "DesiredVersionServed", message)
         progressing = condition("Progressing", False, "RolloutComplete", message)
     updates += [up_to_date, progressing]
+    if rolled_back is not None:
+        updates.append(condition("RolledBack", *rolled_back))
     unsupported = not_implemented(spec)
     updates.append(
         condition("Supported", False, "NotImplemented", "; ".join(unsupported))
@@ -324,6 +330,10 @@ def compute_status(
     status["selector"] = lbl.selector_string(lbl.server_selector(metadata.get("name", "")))
     if url is not None:
         status["url"] = url
+    if drift is not None:
+        status["drift"] = drift.wire()
+    else:
+        status.pop("drift", None)
     degraded_now = find_condition(conditions, "Degraded")
     if (
         rollout is not None
@@ -420,6 +430,45 @@ def choose_policy(policies: Sequence[Mapping[str, Any]]) -> DriftPolicy | None:
     return None
 
 
+def rollback_request(policy: DriftPolicy | None) -> RollbackRequest | None:
+    """The rollback the policy asks of the deployment, if any."""
+    if policy is None or policy.status is None or policy.status.rollback is None:
+        return None
+    asked = policy.status.rollback
+    return RollbackRequest(
+        policy=policy.metadata.get("name", ""),
+        version=asked.version,
+        at=asked.at,
+        message=asked.message or f"severity {asked.severity}",
+    )
+
+
+def drift_summary(policy: DriftPolicy | None) -> DriftSummary | None:
+    """The policy's verdict, mirrored into the deployment's status."""
+    if policy is None or policy.status is None:
+        return None
+    drifted = find_condition([c.wire() for c in policy.status.conditions], "Drifted")
+    if drifted is None:
+        return None
+    features = sorted(
+        {
+            feature.name
+            for report in policy.status.pods.values()
+            if report.evaluation is not None and report.evaluation.drifted
+            for feature in report.evaluation.features
+            if feature.drifted
+        }
+    )
+    return DriftSummary(
+        policy=policy.metadata.get("name", ""),
+        drifted=drifted.get("status") == "True",
+        severity=str(policy.status.severity),
+        features=features[:64] if drifted.get("status") == "True" else [],
+        message=(drifted.get("message") or "")[:1024] or None,
+        since=drifted.get("lastTransitionTime"),
+    )
+
+
 def stable_version_name(
     tracks: Mapping[str, Mapping[str, Any]], status: ModelDeploymentStatus | None
 ) -> str | None:
@@ -513,7 +562,12 @@ def decide(
         has_policy=has_policy,
         now=moment,
     )
-    rollout = decide_rollout(
+    servable = {
+        name
+        for name, version in versions.items()
+        if is_servable(version.status.wire() if version.status else {})
+    }
+    rollback = apply_rollback(
         rollout_input(
             spec,
             recorded.status,
@@ -525,8 +579,11 @@ def decide(
             desired_servable=_wait_reason(spec.model_version, target)[0] is None,
             now=now,
             gated=analysis_runs.is_gated(spec, has_policy=has_policy),
-        )
+        ),
+        rollback_request(policy),
+        servable,
     )
+    rollout = decide_rollout(rollback.rollout)
     analysed = analysis_runs.start_runs(
         spec, rollout.status, rollout.progressing[1], has_policy=has_policy, now=moment
     )
@@ -584,6 +641,8 @@ def decide(
         url=url,
         now=now,
         rollout=rollout,
+        rolled_back=rollback.condition,
+        drift=drift_summary(policy),
     )
     decision = _decision(observed, status, apply=apply, known=frozenset(owned), prune=prune)
     waits = [
@@ -592,7 +651,7 @@ def decide(
     ]
     return replace(
         decision,
-        events=(*recorded.events, *rollout.events, *decision.events),
+        events=(*recorded.events, *rollback.events, *rollout.events, *decision.events),
         requeue_after=min((w for w in waits if w is not None), default=None),
     )
 
