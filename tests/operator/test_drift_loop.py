@@ -202,3 +202,75 @@ def test_a_bad_result_leaves_a_clear_status(
     else:
         assert version is not None
         assert version["metadata"]["labels"]["driftline.io/validation"] == "rejected"
+
+
+def test_a_promoted_version_that_drifts_high_is_rolled_back(
+    cluster: Cluster, operator, model_file: ModelFile, tmp_path: Path
+):
+    for name in ("churn-v1", "churn-v2"):
+        verified_version(cluster, tmp_path, name, model_file)
+        wait_for(lambda name=name: cluster.status("modelversions", name).get("phase") == "Ready")
+    strategy = {
+        "type": "Canary",
+        "canary": {"steps": [{"weight": 50}, {"weight": 100}]},
+        "analysis": {"driftGate": False},
+    }
+    cluster.create(
+        "modeldeployments", model_deployment("churn", "churn-v1", replicas=2, strategy=strategy)
+    )
+
+    def healthy_on(version: str) -> bool:
+        status = cluster.status("modeldeployments", "churn")
+        return status.get("phase") == "Healthy" and status.get("stableVersion") == version
+
+    wait_for(lambda: healthy_on("churn-v1"), what="serving churn-v1")
+    cluster.patch("modeldeployments", "churn", {"spec": {"modelVersion": "churn-v2"}})
+    wait_for(lambda: healthy_on("churn-v2"), timeout=60, what="churn-v2 promoted")
+
+    body = policy()
+    body["spec"]["actions"] = [{"severity": "High", "action": "Rollback"}]
+    del body["spec"]["retraining"]
+    cluster.core.create_namespaced_pod(
+        NAMESPACE,
+        {
+            "metadata": {"name": POD, "labels": server_selector("churn")},
+            "spec": {"containers": [{"name": "server", "image": "x"}]},
+        },
+    )
+    cluster.create("driftpolicies", body)
+    report = drifted_report()
+    report["evaluation"]["severity"] = "High"
+    report["modelVersion"] = "churn-v2"
+    cluster.custom.patch_namespaced_custom_object_status(
+        "driftline.io",
+        "v1alpha1",
+        NAMESPACE,
+        "driftpolicies",
+        "churn-drift",
+        {"status": {"pods": {POD: report}}},
+        _content_type="application/merge-patch+json",
+    )
+
+    def rolled_back() -> bool:
+        status = cluster.status("modeldeployments", "churn")
+        return status.get("stableVersion") == "churn-v1" and status.get("rolledBackVersion") == (
+            "churn-v2"
+        )
+
+    wait_for(rolled_back, timeout=60, what="traffic back on churn-v1")
+    status = cluster.status("modeldeployments", "churn")
+    condition = next(c for c in status["conditions"] if c["type"] == "RolledBack")
+    assert (condition["status"], condition["reason"]) == ("True", "DriftRollback")
+    outcomes = [(r["version"], r["outcome"]) for r in status["history"]]
+    assert outcomes[:3] == [
+        ("churn-v1", "Promoted"),  # back on the stable track
+        ("churn-v2", "RolledBack"),
+        ("churn-v2", "Promoted"),
+    ]
+    assert status["drift"]["severity"] == "High" and status["drift"]["features"] == ["age"]
+    stable = next(d for d in cluster.deployments() if d.metadata.name == "churn-stable")
+    assert stable.metadata.annotations["driftline.io/model-version"] == "churn-v1"
+    # The spec still names churn-v2 and nobody edited it; it is not served again.
+    assert cluster.get("modeldeployments", "churn")["spec"]["modelVersion"] == "churn-v2"
+    assert "RolledBack" in [e.reason for e in cluster.events_for("churn")]
+    assert 'driftline_rollbacks_total{deployment="churn",namespace="ml"} 1.0' in operator.metrics()
