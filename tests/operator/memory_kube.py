@@ -204,9 +204,15 @@ class MemoryKube:
                     add("owned_deployments", (namespace, owner), copy.deepcopy(obj))
             if kind == "ModelVersion":
                 add("model_versions", (namespace, name), copy.deepcopy(obj))
+                model = (obj.get("spec") or {}).get("model")
+                if model:
+                    add("versions_by_model", (namespace, model), copy.deepcopy(obj))
             if kind == "ModelDeployment":
                 add("model_deployments", (namespace, name), copy.deepcopy(obj))
                 add("deployments_in_namespace", (namespace, ""), name)
+                followed = ((obj.get("spec") or {}).get("versionSelector") or {}).get("model")
+                if followed:
+                    add("followers_of_model", (namespace, followed), name)
                 for version in idx.referenced_versions(
                     obj.get("spec") or {}, obj.get("status") or {}
                 ):

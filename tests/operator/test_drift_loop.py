@@ -94,9 +94,28 @@ def runs(cluster: Cluster) -> list[dict[str, Any]]:
     return cluster.status("driftpolicies", "churn-drift").get("retrainings") or []
 
 
-def serving_and_drifting(cluster: Cluster, tmp_path: Path, model_file: ModelFile) -> None:
+FOLLOWING = {
+    "versionSelector": {"model": "churn"},
+    "strategy": {
+        "type": "Canary",
+        "canary": {"steps": [{"weight": 50}, {"weight": 100, "analysis": False}]},
+        # the drift gate: the new version's own pods must report no drift
+        "analysis": {"intervalSeconds": 1, "count": 2},
+    },
+}
+
+
+def serving_and_drifting(
+    cluster: Cluster, tmp_path: Path, model_file: ModelFile, *, follow: bool = False
+) -> None:
     verified_version(cluster, tmp_path, "churn-v1", model_file)
-    cluster.create("modeldeployments", model_deployment("churn", "churn-v1", replicas=1))
+    if follow:
+        wait_for(lambda: cluster.status("modelversions", "churn-v1").get("phase") == "Ready")
+        body = model_deployment("churn", "churn-v1", replicas=1, **FOLLOWING)
+        del body["spec"]["modelVersion"]
+    else:
+        body = model_deployment("churn", "churn-v1", replicas=1)
+    cluster.create("modeldeployments", body)
     wait_for(
         lambda: cluster.status("modeldeployments", "churn").get("phase") == "Healthy",
         what="serving churn-v1",
@@ -134,7 +153,7 @@ def test_drift_retrains_exactly_once_through_restarts_into_a_verified_version(
         cluster.set_job_outcome(JOB, succeed=True, message=result(retrained, 0.93), delay=2.0)
         ok, verification = retrained.verification_message(tmp_path)
         cluster.set_job_outcome(f"{RETRAINED}-verify", succeed=ok, message=verification)
-        serving_and_drifting(cluster, tmp_path, model_file)
+        serving_and_drifting(cluster, tmp_path, model_file, follow=True)
         wait_for(
             lambda: [r["phase"] for r in runs(cluster)] == ["Pending"],
             what="the trigger recorded",
@@ -161,8 +180,47 @@ def test_drift_retrains_exactly_once_through_restarts_into_a_verified_version(
             lambda: cluster.status("modelversions", RETRAINED).get("phase") == "Ready",
             what="the retrained version verified",
         )
+        # The following deployment starts a canary of it by itself; its pods report no
+        # drift (as their sidecars would), the drift gate passes, it is promoted.
+        wait_for(
+            lambda: cluster.status("modeldeployments", "churn").get("canaryVersion") == RETRAINED,
+            what="a canary of the retrained version",
+        )
+        cluster.core.create_namespaced_pod(
+            NAMESPACE,
+            {
+                "metadata": {
+                    "name": "churn-canary-0",
+                    "labels": {**server_selector("churn"), "driftline.io/track": "canary"},
+                },
+                "spec": {"containers": [{"name": "server", "image": "x"}]},
+            },
+        )
+        healthy = drifted_report()
+        healthy.update(modelVersion=RETRAINED, consecutiveDrifted=0)
+        healthy["evaluation"].update(drifted=False, severity="None", features=[])
+
+        def promoted() -> bool:
+            healthy["evaluation"]["time"] = now_rfc3339()  # a sidecar reports every interval
+            cluster.custom.patch_namespaced_custom_object_status(
+                "driftline.io",
+                "v1alpha1",
+                NAMESPACE,
+                "driftpolicies",
+                "churn-drift",
+                {"status": {"pods": {"churn-canary-0": healthy}}},
+                _content_type="application/merge-patch+json",
+            )
+            status = cluster.status("modeldeployments", "churn")
+            return status.get("stableVersion") == RETRAINED and not status.get("canaryVersion")
+
+        wait_for(promoted, timeout=60, what="the retrained version promoted")
     finally:
         operator.stop()
+    status = cluster.status("modeldeployments", "churn")
+    gate = next(r for r in status["analysis"] if r["name"] == "step-0")["gates"][0]
+    assert (gate["name"], gate["verdict"]) == ("drift", "Passed")
+    assert status["selectedVersion"] == RETRAINED
     assert [job.metadata.name for job in retraining_jobs(cluster)] == [JOB]
     version = cluster.get("modelversions", RETRAINED)
     assert version is not None

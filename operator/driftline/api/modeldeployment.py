@@ -476,6 +476,19 @@ class Traffic(ApiModel):
     )
 
 
+class VersionSelector(ApiModel):
+    """Which ModelVersions a following deployment chooses from."""
+
+    model: str = Field(
+        description="The logical model (ModelVersion spec.model).", min_length=1, max_length=253
+    )
+    match_labels: dict[QualifiedName, LabelValue] = Field(
+        default_factory=dict,
+        description="Labels a ModelVersion must carry to be chosen.",
+        max_length=32,
+    )
+
+
 class ModelDeploymentSpec(ApiModel):
     """Desired state of a ModelDeployment."""
 
@@ -486,14 +499,26 @@ class ModelDeploymentSpec(ApiModel):
                     "has(self.replicas) || has(self.autoscaling)",
                     "set replicas or autoscaling",
                 ),
+                cel(
+                    "has(self.modelVersion) != has(self.versionSelector)",
+                    "set exactly one of modelVersion and versionSelector",
+                ),
             ]
         }
     )
 
-    model_version: str = Field(
-        description="Name of the ModelVersion to serve, in the same namespace.",
+    model_version: str | None = Field(
+        None,
+        description="Name of the ModelVersion to serve, in the same namespace. Exclusive "
+        "with versionSelector.",
         pattern=DNS_SUBDOMAIN,
         max_length=253,
+    )
+    version_selector: VersionSelector | None = Field(
+        None,
+        description="Follow a model instead of naming a version: serve the newest Ready "
+        "ModelVersion of it that passed its validation gate (a retrained version rolls out "
+        "by itself, through the strategy's gates). Exclusive with modelVersion.",
     )
     replicas: int | None = Field(
         None,
@@ -684,6 +709,9 @@ class ModelDeploymentStatus(ApiModel):
     )
     drift: DriftSummary | None = Field(
         None, description="The DriftPolicy's verdict on this deployment."
+    )
+    selected_version: str | None = Field(
+        None, description="With versionSelector: the ModelVersion it chose."
     )
     verdicts: list[StepVerdict] = Field(
         default_factory=list,

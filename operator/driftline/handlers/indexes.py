@@ -88,6 +88,24 @@ def model_versions(body: kopf.Body, name: str, namespace: str | None, **_: Any) 
     return {(namespace, name): plain(body)}
 
 
+@kopf.index(GROUP, VERSION, "modelversions")
+def versions_by_model(
+    body: kopf.Body, spec: kopf.Spec, namespace: str | None, **_: Any
+) -> dict[Any, Any]:
+    """(namespace, model) -> the plain bodies of its ModelVersions (for versionSelector)."""
+    model = spec.get("model")
+    return {(namespace, model): plain(body)} if model else {}
+
+
+@kopf.index(GROUP, VERSION, "modeldeployments")
+def followers_of_model(
+    name: str, spec: kopf.Spec, namespace: str | None, **_: Any
+) -> dict[Any, Any]:
+    """(namespace, model) -> names of ModelDeployments whose versionSelector follows it."""
+    model = (spec.get("versionSelector") or {}).get("model")
+    return {(namespace, model): name} if model else {}
+
+
 @kopf.index(GROUP, VERSION, "modeldeployments")
 def model_deployments(
     body: kopf.Body, name: str, namespace: str | None, **_: Any

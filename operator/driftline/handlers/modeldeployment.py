@@ -68,8 +68,11 @@ def gather(
         for version in wanted
         if version and (found := runtime.first("model_versions", (namespace, version))) is not None
     }
+    model = ((body.get("spec") or {}).get("versionSelector") or {}).get("model")
+    candidates = runtime.lookup("versions_by_model", (namespace, model)) if model else []
     return ModelDeploymentObserved(
         body=body,
+        candidates=candidates,
         model_versions=versions,
         policies=runtime.lookup("policies_by_target", key),
         tracks=tracks,

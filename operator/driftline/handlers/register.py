@@ -85,6 +85,8 @@ def _index_names() -> Iterable[str]:
         "model_deployments",
         "deployments_in_namespace",
         "deployments_by_version",
+        "versions_by_model",
+        "followers_of_model",
     )
 
 
@@ -149,9 +151,14 @@ async def model_version_event(
         metadata.get("generation"),
         status.get("phase"),
         status.get("digest"),
+        # a following deployment chooses by labels (the validation gate's among them)
+        tuple(sorted((metadata.get("labels") or {}).items())),
     )
     if _changed_for_dependents(memo, (MODEL_VERSION, namespace or "", name), signature):
         users = memo.runtime.lookup("deployments_by_version", (namespace, name))
+        model = (body.get("spec") or {}).get("model")
+        if model:
+            users += memo.runtime.lookup("followers_of_model", (namespace, model))
         _wake(memo, MODEL_DEPLOYMENT, namespace, users)
 
 

@@ -30,13 +30,14 @@ from driftline.conditions import aggregate_ready, find_condition, make_condition
 from driftline.reconcile.decision import ChildState, Decision, ObjectRef, with_applied_hash
 from driftline.reconcile.modelversion import is_servable
 from driftline.reconcile.rollouts import parse_time, rollout_input, track_plans
+from driftline.reconcile.selection import NOTHING_SELECTED, select_version
 from driftline.reconcile.transitions import EventSpec, condition_events
 from driftline.render import labels as lbl
 from driftline.render.objects import TrackPlan, render_model_deployment
 from driftline.render.service import serving_url
 from driftline.render.settings import RenderSettings
 from driftline.rollout.engine import decide_rollout
-from driftline.rollout.rollback import RollbackRequest, apply_rollback
+from driftline.rollout.rollback import RollbackRequest, apply_rollback, bad_versions
 from driftline.rollout.types import ObservedTrack, RolloutDecision
 
 KIND = "ModelDeployment"
@@ -89,6 +90,8 @@ def not_implemented(spec: Mapping[str, Any]) -> list[str]:
 
 
 def _wait_reason(name: str, target: ModelVersion | None) -> tuple[WaitReason | None, str]:
+    if not name:
+        return "ModelVersionNotFound", NOTHING_SELECTED
     if target is None:
         return "ModelVersionNotFound", f"ModelVersion {name} does not exist"
     status = target.status.wire() if target.status else {}
@@ -111,7 +114,7 @@ def plan_tracks(
     """The stable track serves the desired version once it is servable; until then it
     keeps serving what it serves now (if anything)."""
     replicas = spec.replicas if spec.autoscaling is None else None
-    waiting, message = _wait_reason(spec.model_version, target)
+    waiting, message = _wait_reason(spec.model_version or "", target)
     if waiting is None and target is not None:
         return Plan([TrackPlan("stable", target, replicas)])
     if current_stable is not None:
@@ -334,6 +337,10 @@ def compute_status(
         status["drift"] = drift.wire()
     else:
         status.pop("drift", None)
+    if spec.get("versionSelector") is not None:
+        status["selectedVersion"] = desired_name or None
+    else:
+        status.pop("selectedVersion", None)
     degraded_now = find_condition(conditions, "Degraded")
     if (
         rollout is not None
@@ -416,6 +423,8 @@ class ModelDeploymentObserved:
     tracks: Mapping[str, Mapping[str, Any]]
     # Every object labelled as ours that names this deployment as its controller.
     children: Sequence[ChildState]
+    # With spec.versionSelector: the ModelVersions of the model it follows.
+    candidates: Sequence[Mapping[str, Any]] = ()
 
 
 def choose_policy(policies: Sequence[Mapping[str, Any]]) -> DriftPolicy | None:
@@ -545,11 +554,21 @@ def decide(
         )
     spec = resource.spec
     old_status = read_status(body)
-    target = _parse_version(observed.model_versions.get(spec.model_version))
+    known = dict(observed.model_versions)
+    if spec.version_selector is not None:
+        # The version it follows now stands in for spec.modelVersion everywhere below.
+        selected = select_version(
+            spec.version_selector,
+            observed.candidates,
+            bad_versions(old_status or ModelDeploymentStatus()),
+        )
+        spec = spec.model_copy(update={"model_version": selected or ""})
+        body = {**body, "spec": {**body.get("spec", {}), "modelVersion": selected or ""}}
+        known |= {c["metadata"]["name"]: c for c in observed.candidates}
+    desired_name = spec.model_version or ""
+    target = _parse_version(known.get(desired_name))
     versions = {
-        name: parsed
-        for name, raw in observed.model_versions.items()
-        if (parsed := _parse_version(raw)) is not None
+        name: parsed for name, raw in known.items() if (parsed := _parse_version(raw)) is not None
     }
     observations = {track: observe_track(obj) for track, obj in observed.tracks.items()}
     policy = choose_policy(observed.policies)
@@ -576,7 +595,7 @@ def decide(
                 track: ObservedTrack(o.version, o.desired, o.ready, o.available, o.rolled_out)
                 for track, o in observations.items()
             },
-            desired_servable=_wait_reason(spec.model_version, target)[0] is None,
+            desired_servable=_wait_reason(desired_name, target)[0] is None,
             now=now,
             gated=analysis_runs.is_gated(spec, has_policy=has_policy),
         ),

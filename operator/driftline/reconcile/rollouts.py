@@ -64,7 +64,7 @@ def rollout_input(
 ) -> RolloutInput:
     return RolloutInput(
         spec=spec,
-        desired_version=spec.model_version,
+        desired_version=spec.model_version or "",
         desired_servable=desired_servable,
         total_replicas=total_replicas(spec),
         tracks=tracks,
