@@ -76,3 +76,36 @@ def test_a_following_deployment_skips_a_rejected_retrained_version_in_process():
     stable = kube.find("Deployment", "churn-stable")
     assert stable is not None
     assert stable["metadata"]["annotations"]["driftline.io/model-version"] == "v1"
+
+
+def test_a_version_for_manual_promotion_waits_for_a_promote():
+    from driftline.api.modeldeployment import ModelDeploymentSpec
+    from driftline.reconcile.selection import held_for_promotion, manual_promotion
+
+    canary = ModelDeploymentSpec.model_validate({"modelVersion": "v2", "replicas": 2})
+    held = held_for_promotion(canary)
+    assert held.strategy.canary is not None
+    assert held.strategy.canary.steps[0].pause_seconds == 0  # waits for a promote
+    assert [s.weight for s in held.strategy.canary.steps] == [10, 50, 100]
+    blue_green = ModelDeploymentSpec.model_validate(
+        {"modelVersion": "v2", "replicas": 2, "strategy": {"type": "BlueGreen"}}
+    )
+    held = held_for_promotion(blue_green)
+    assert held.strategy.blue_green is not None and not held.strategy.blue_green.auto_promote
+    manual = version("v3", "2026-12-01T10:00:00Z", labels={"driftline.io/promotion": "manual"})
+    assert manual_promotion(manual) and not manual_promotion(version("v4", "x"))
+
+
+def test_rolling_followers_leave_a_manual_version_to_be_named():
+    kube = MemoryKube()
+    kube.put(model_version("v1"))
+    manual = model_version("v2")
+    manual["metadata"]["labels"] = {"driftline.io/promotion": "manual"}
+    manual["metadata"]["creationTimestamp"] = "2026-12-02T00:00:00Z"
+    kube.put(manual)
+    body = model_deployment(strategy={"type": "Rolling"})
+    body["spec"].pop("modelVersion")
+    body["spec"]["versionSelector"] = {"model": "churn"}
+    kube.put(body)
+    reconcile_md(kube)
+    assert status_of(kube, "ModelDeployment", "churn")["selectedVersion"] == "v1"

@@ -24,13 +24,19 @@ from driftline.api.modeldeployment import (
     ModelDeployment,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
+    StrategyType,
 )
 from driftline.api.modelversion import ModelVersion
 from driftline.conditions import aggregate_ready, find_condition, make_condition, set_conditions
 from driftline.reconcile.decision import ChildState, Decision, ObjectRef, with_applied_hash
 from driftline.reconcile.modelversion import is_servable
 from driftline.reconcile.rollouts import parse_time, rollout_input, track_plans
-from driftline.reconcile.selection import NOTHING_SELECTED, select_version
+from driftline.reconcile.selection import (
+    NOTHING_SELECTED,
+    held_for_promotion,
+    manual_promotion,
+    select_version,
+)
 from driftline.reconcile.transitions import EventSpec, condition_events
 from driftline.render import labels as lbl
 from driftline.render.objects import TrackPlan, render_model_deployment
@@ -557,12 +563,16 @@ def decide(
     known = dict(observed.model_versions)
     if spec.version_selector is not None:
         # The version it follows now stands in for spec.modelVersion everywhere below.
-        selected = select_version(
-            spec.version_selector,
-            observed.candidates,
-            bad_versions(old_status or ModelDeploymentStatus()),
-        )
+        excluded = bad_versions(old_status or ModelDeploymentStatus())
+        if spec.strategy.type == StrategyType.ROLLING:
+            # Rolling has no step to wait at: a version for manual promotion is named
+            # in spec.modelVersion instead
+            excluded |= {c["metadata"]["name"] for c in observed.candidates if manual_promotion(c)}
+        selected = select_version(spec.version_selector, observed.candidates, excluded)
+        chosen = next((c for c in observed.candidates if c["metadata"]["name"] == selected), None)
         spec = spec.model_copy(update={"model_version": selected or ""})
+        if manual_promotion(chosen):
+            spec = held_for_promotion(spec)
         body = {**body, "spec": {**body.get("spec", {}), "modelVersion": selected or ""}}
         known |= {c["metadata"]["name"]: c for c in observed.candidates}
     desired_name = spec.model_version or ""

@@ -26,6 +26,7 @@ POLICY_LABEL: Final = "driftline.io/drift-policy"
 TRIGGER_LABEL: Final = "driftline.io/retraining-trigger"
 VALIDATION_LABEL: Final = "driftline.io/validation"  # passed | rejected
 VALIDATION_ANNOTATION: Final = "driftline.io/validation-message"
+PROMOTION_LABEL: Final = "driftline.io/promotion"  # manual: a following rollout waits
 CONTEXT_VOLUME: Final = "driftline-retraining-context"
 
 
@@ -172,6 +173,8 @@ def render_retrained_version(
         TRIGGER_LABEL: lbl.label_value(run.trigger),
         VALIDATION_LABEL: "rejected" if rejected_because else "passed",
     }
+    if policy.spec.retraining is not None and policy.spec.retraining.promotion == "Manual":
+        labels[PROMOTION_LABEL] = "manual"
     annotations = {VALIDATION_ANNOTATION: rejected_because or "passed the validation gate"}
     drift = f"severity {Severity(run.severity).value}; features {', '.join(run.features) or 'outputs only'}; at {run.triggered_at.isoformat()}"
     return {
