@@ -44,9 +44,7 @@ def generate(rows: int, shift: float, seed: int) -> tuple[NDArray[np.float64], N
     if not 0.0 <= shift <= 1.0:
         raise ValueError(f"shift must be between 0 and 1, got {shift}")
     rng = np.random.default_rng(seed)
-    contract_mix = (1 - shift) * np.array([0.45, 0.30, 0.25]) + shift * np.array(
-        [0.70, 0.20, 0.10]
-    )
+    contract_mix = (1 - shift) * np.array([0.45, 0.30, 0.25]) + shift * np.array([0.70, 0.20, 0.10])
     contract = rng.choice(3, size=rows, p=contract_mix)
     payment = rng.choice(4, size=rows, p=[0.25, 0.25, 0.35, 0.15])
     # newer customers after the shift: shorter tenure, longer for longer contracts
@@ -108,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     write_csv(args.output, table, churned)
-    print(f"wrote {args.output}: {args.rows} rows, churn rate {churned.mean():.3f}", file=sys.stderr)
+    print(
+        f"wrote {args.output}: {args.rows} rows, churn rate {churned.mean():.3f}", file=sys.stderr
+    )
     return 0
 
 

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+from churn_data import CATEGORICAL, FEATURES
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
-
-from churn_data import CATEGORICAL, FEATURES
 
 INPUT_NAME = "features"
 OUTPUT_NAME = "probabilities"
@@ -37,7 +36,9 @@ class ChurnModel:
     bias: float
 
 
-def encode(table: NDArray[np.float64], mean: NDArray[np.float64], scale: NDArray[np.float64]) -> NDArray[np.float64]:
+def encode(
+    table: NDArray[np.float64], mean: NDArray[np.float64], scale: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """The design matrix: standardised numeric columns, then one-hot codes."""
     parts = [(table[:, NUMERIC] - mean) / scale]
     for column, count in CODES:
@@ -153,9 +154,7 @@ def to_onnx(model: ChurnModel, name: str = "churn") -> onnx.ModelProto:
             helper.make_node(
                 "Gather", [INPUT_NAME, f"{feature}_column"], [f"{feature}_code"], axis=1
             ),
-            helper.make_node(
-                "Equal", [f"{feature}_code", f"{feature}_codes"], [f"{feature}_is"]
-            ),
+            helper.make_node("Equal", [f"{feature}_code", f"{feature}_codes"], [f"{feature}_is"]),
             helper.make_node(
                 "Cast", [f"{feature}_is"], [f"{feature}_onehot"], to=TensorProto.FLOAT
             ),

@@ -34,18 +34,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import churn_model
 import numpy as np
+from churn_data import CATEGORICAL, FEATURES, LABEL
 from numpy.typing import NDArray
 
-import churn_model
-from churn_data import CATEGORICAL, FEATURES, LABEL
 from driftline.api import retraining as contract
 from driftline_serving.artifacts import ArtifactError, fetch_artifact, parse_artifact_uri
 
 MODEL_FILE = "model.onnx"
 PROFILE_FILE = "reference.dlprofile"
 # `driftline` exactly as its console script runs it, with this interpreter
-DRIFTLINE_CLI = [sys.executable, "-c", "import sys; from driftline.cli import main; sys.exit(main())"]
+DRIFTLINE_CLI = [
+    sys.executable,
+    "-c",
+    "import sys; from driftline.cli import main; sys.exit(main())",
+]
 
 
 class RetrainError(RuntimeError):
@@ -171,9 +175,7 @@ def check_in_onnxruntime(
         raise RetrainError(f"the ONNX model differs from the trained model by up to {worst:.2e}")
 
 
-def build_profile(
-    table: NDArray[np.float64], churn: NDArray[np.float64], workdir: Path
-) -> Path:
+def build_profile(table: NDArray[np.float64], churn: NDArray[np.float64], workdir: Path) -> Path:
     """The reference profile of the training rows, with the model's outputs on them."""
     schema = workdir / "schema.json"
     schema.write_text(
@@ -191,7 +193,10 @@ def build_profile(
         for row, probability in zip(table, churn, strict=True):
             writer.writerow(
                 [
-                    *(int(v) if n in CATEGORICAL else repr(float(v)) for n, v in zip(FEATURES, row, strict=True)),
+                    *(
+                        int(v) if n in CATEGORICAL else repr(float(v))
+                        for n, v in zip(FEATURES, row, strict=True)
+                    ),
                     int(probability >= 0.5),
                     repr(float(max(probability, 1 - probability))),
                 ]
@@ -293,9 +298,13 @@ def result_message(
 def retrain(settings: Settings, environ: Mapping[str, str]) -> str:
     """Train, export, profile and upload; the termination message to write."""
     context = read_context(settings.context_file)
-    drifted = environ.get(contract.ENV_SERVING_VERSION) or context.get("servingVersion") or "unknown"
+    drifted = (
+        environ.get(contract.ENV_SERVING_VERSION) or context.get("servingVersion") or "unknown"
+    )
     trigger = environ.get(contract.ENV_TRIGGER) or context.get("trigger") or "a local run"
-    log(f"retraining {environ.get(contract.ENV_MODEL, 'churn')} (drifted version {drifted}, {trigger})")
+    log(
+        f"retraining {environ.get(contract.ENV_MODEL, 'churn')} (drifted version {drifted}, {trigger})"
+    )
     with tempfile.TemporaryDirectory(prefix="retrain-") as work:
         workdir = Path(work)
         try:
