@@ -258,8 +258,12 @@ def _upload_s3(data: bytes, bucket: str, key: str) -> None:
         options["allow_http"] = True
     try:
         obstore.put(S3Store(bucket, client_options=options), key, data)  # type: ignore[arg-type]
-    except BaseError as error:
-        summary = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    except FileNotFoundError:  # obstore raises the built-in one for a 404
+        raise RetrainError(f"cannot upload {uri}: no such bucket") from None
+    except (BaseError, OSError) as error:
+        # obstore's messages span many lines of context; the first says what failed
+        text = str(error).strip()
+        summary = text.splitlines()[0][:300] if text else type(error).__name__
         raise RetrainError(f"cannot upload {uri}: {summary}") from None
 
 

@@ -170,3 +170,60 @@ def test_a_result_the_operator_would_refuse_is_never_written() -> None:
         # each part within the API's limits, all of it past what Kubernetes keeps
         long_names = {f"{i:02d}{'x' * 200}": 0.5 for i in range(20)}
         retrain.result_message("s3://models/churn/", SHA, SHA, long_names, None)
+
+
+def settings(environ: dict[str, str], *args: str) -> retrain.Settings:
+    return retrain.settings_from(retrain.parser().parse_args(["--data", "w.csv", *args]), environ)
+
+
+def test_settings_come_from_the_contracts_environment() -> None:
+    got = settings(
+        {
+            contract.ENV_OUTPUT_URI: "s3://models/churn/t1/",
+            contract.ENV_CONTEXT_FILE: "/var/run/driftline/retraining/context.json",
+        }
+    )
+    assert got.published_uri == "s3://models/churn/t1/"  # s3 is read where it is written
+    assert got.termination_log == Path(contract.TERMINATION_MESSAGE_PATH)
+    assert got.context_file == Path(contract.CONTEXT_FILE)
+    local = settings(
+        {
+            contract.ENV_OUTPUT_URI: "file:///tmp/out/",
+            contract.ENV_TERMINATION_LOG: "/tmp/result.json",
+        },
+        "--published-uri",
+        "https://models.example/churn/",
+    )
+    assert local.published_uri == "https://models.example/churn/"
+    assert local.termination_log == Path("/tmp/result.json") and local.context_file is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "args", "message"),
+    [
+        ({}, [], "DRIFTLINE_OUTPUT_URI is not set"),
+        ({contract.ENV_OUTPUT_URI: "https://x/y/"}, [], "expected an s3:// or file:// prefix"),
+        ({contract.ENV_OUTPUT_URI: "file:///tmp/o/"}, [], "pass --published-uri"),
+        ({contract.ENV_OUTPUT_URI: "s3://m/p/"}, ["--holdout", "1"], "--holdout must be between"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused_naming_why(
+    environ: dict[str, str], args: list[str], message: str
+) -> None:
+    with pytest.raises(retrain.RetrainError, match=message):
+        settings(environ, *args)
+
+
+def test_the_context_file_is_a_json_object_or_a_clear_error(tmp_path: Path) -> None:
+    assert retrain.read_context(None) == {}
+    context = tmp_path / "context.json"
+    context.write_text(json.dumps({"trigger": "t1", "drift": {"severity": "Medium"}}))
+    assert retrain.read_context(context)["drift"] == {"severity": "Medium"}
+    context.write_text("[1, 2]")
+    with pytest.raises(retrain.RetrainError, match="is not a JSON object"):
+        retrain.read_context(context)
+    context.write_text("{")
+    with pytest.raises(retrain.RetrainError, match="is not JSON"):
+        retrain.read_context(context)
+    with pytest.raises(retrain.RetrainError, match="cannot read the context file"):
+        retrain.read_context(tmp_path / "missing.json")
