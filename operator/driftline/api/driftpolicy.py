@@ -665,7 +665,7 @@ class DriftPolicyStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         description=CONDITIONS_FIELD_DESCRIPTION
-        + " Types: Ready, Drifted, RollbackTriggered, RetrainingTriggered.",
+        + " Types: Ready, TargetFound, Evaluating, Drifted, Supported.",
         max_length=32,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
