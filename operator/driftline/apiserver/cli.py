@@ -45,6 +45,7 @@ async def serve(
     job_outcome: str,
     deployment_delay: float,
     bookmark_interval: float,
+    stand_ins: bool = True,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -61,6 +62,10 @@ async def serve(
                     "(0 picks a free one)"
                 ) from None
             raise click.ClickException(f"cannot listen on 127.0.0.1 port {port}: {error}") from None
+        if not stand_ins:
+            # Real controllers (the sandbox's) run Deployments and Jobs; the Service IP
+            # allocator stays, as it is kube-apiserver's own work.
+            server.controllers.deployments.enabled = server.controllers.jobs.enabled = False
         await _serve_until(stop, server, kubeconfig, crds, job_outcome, deployment_delay)
     click.echo("stopped", err=True)
 
@@ -140,6 +145,12 @@ async def _serve_until(
     show_default=True,
     help="Seconds between watch bookmarks.",
 )
+@click.option(
+    "--no-stand-ins",
+    is_flag=True,
+    help="Run no Deployment or Job stand-in: for `driftline sandbox`, whose controllers and "
+    "kubelet run them for real.",
+)
 def apiserver(
     port: int,
     kubeconfig: Path,
@@ -148,6 +159,7 @@ def apiserver(
     job_outcome: str,
     deployment_delay: float,
     bookmark_interval: float,
+    no_stand_ins: bool,
 ) -> None:
     """Run the local Kubernetes API on 127.0.0.1 until SIGTERM.
 
@@ -156,7 +168,18 @@ def apiserver(
     controllers run: Deployments report ready replicas, Services get a clusterIP, and Jobs
     finish with a pod whose termination message a Job can set with the annotations
     apiserver.driftline.io/job-outcome (succeed or fail) and
-    apiserver.driftline.io/termination-message.
+    apiserver.driftline.io/termination-message. --no-stand-ins turns the Deployment and
+    Job stand-ins off.
     """
     source: Path | CrdSource = CrdSource.NONE if no_crds else (crds or CrdSource.GENERATED)
-    asyncio.run(serve(port, kubeconfig, source, job_outcome, deployment_delay, bookmark_interval))
+    asyncio.run(
+        serve(
+            port,
+            kubeconfig,
+            source,
+            job_outcome,
+            deployment_delay,
+            bookmark_interval,
+            stand_ins=not no_stand_ins,
+        )
+    )
