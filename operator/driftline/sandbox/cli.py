@@ -49,10 +49,11 @@ async def run(sandbox: Sandbox, keep: bool, console: Console) -> None:
         addresses = sandbox.router.addresses.get(service_key) if sandbox.router else None
         return addresses[0] if addresses else None
 
-    view.phase = "making the example's artifacts"
+    view.scenario = sandbox.scenario.name
+    view.enter("making the example's artifacts")
     artifacts = await asyncio.to_thread(make_artifacts, sandbox.workdir / "artifacts")
     await sandbox.serve_artifacts(artifacts.directory)
-    view.phase = "starting the local API, kubelet and operator"
+    view.enter("starting the local API, kubelet and operator")
     await sandbox.start_apiserver()
     sandbox.start_cluster_tasks()
     await sandbox.start_prometheus()

@@ -107,8 +107,15 @@ class View:
     events: list[str] = field(default_factory=list)
     timings: list[tuple[str, float]] = field(default_factory=list)
     traffic: Traffic = field(default_factory=Traffic)
-    addresses: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    phase_started: float = field(default_factory=time.monotonic)
+
+    def enter(self, phase: str, moment: float | None = None) -> None:
+        """Close the current phase (its time goes into the summary) and open `phase`."""
+        moment = time.monotonic() if moment is None else moment
+        if self.timings or self.phase != "starting":
+            self.timings.append((self.phase, moment - self.phase_started))
+        self.phase, self.phase_started = phase, moment
 
 
 @dataclass(frozen=True)
@@ -234,13 +241,9 @@ class Story:
         self.base_url = artifacts_url
         self.artifacts = artifacts
         self.service_address = service_address
-        self._phase_started = time.monotonic()
 
     def _phase(self, name: str) -> None:
-        """Close the current phase (its time goes into the summary) and open `name`."""
-        moment = time.monotonic()
-        self.view.timings.append((self.view.phase, moment - self._phase_started))
-        self.view.phase, self._phase_started = name, moment
+        self.view.enter(name)
 
     async def _until(self, what: str, check: Callable[[], Awaitable[bool]]) -> None:
         deadline = time.monotonic() + self.scenario.phase_timeout_s
@@ -261,7 +264,6 @@ class Story:
 
     async def run(self) -> None:
         self.view.scenario = self.scenario.name
-        self._phase("creating the first version")
         await self.kube.create("v1", "namespaces", None, {"metadata": {"name": NAMESPACE}})
         v1 = model_version("churn-v1", "1.0.0", self.base_url, self.artifacts)
         await self.kube.create(GROUP, "modelversions", NAMESPACE, v1)
