@@ -138,11 +138,17 @@ def pod(*containers: dict[str, Any], **spec: Any) -> dict[str, Any]:
 
 def test_env_order_envfrom_references_and_field_refs():
     c = container(
-        envFrom=[{"secretRef": {"name": "creds"}, "prefix": "S_"}, {"configMapRef": {"name": "settings"}}],
+        envFrom=[
+            {"secretRef": {"name": "creds"}, "prefix": "S_"},
+            {"configMapRef": {"name": "settings"}},
+        ],
         env=[
             {"name": "FIRST", "value": "a"},
             {"name": "SECOND", "value": "$(FIRST)-b"},
-            {"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "level"}}},
+            {
+                "name": "LEVEL",
+                "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "level"}},
+            },
             {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "PASS"}}},
             {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
             {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
@@ -184,7 +190,9 @@ def test_env_order_envfrom_references_and_field_refs():
         (
             pod(
                 container(
-                    env=[{"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "no"}}}]
+                    env=[
+                        {"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "no"}}}
+                    ]
                 )
             ),
             "Secret 'creds' has no key 'no'",

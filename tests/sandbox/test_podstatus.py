@@ -120,9 +120,9 @@ def test_container_status_reports_restarts_and_the_last_termination():
     state = running()
     state.restart_count = 2
     state.last_terminated = Terminated(137, "t0", "t1", "", signal=9)
-    status = pod_status(
-        [state], restart_policy="Always", pod_ip="ip", start_time="t0", now="t2"
-    )["containerStatuses"][0]
+    status = pod_status([state], restart_policy="Always", pod_ip="ip", start_time="t0", now="t2")[
+        "containerStatuses"
+    ][0]
     assert status["restartCount"] == 2
     assert status["lastState"]["terminated"] == {
         "exitCode": 137,
@@ -132,8 +132,8 @@ def test_container_status_reports_restarts_and_the_last_termination():
         "signal": 9,
     }
     assert "running" in status["state"]
-    done = pod_status(
-        [ended(0)], restart_policy="Never", pod_ip="ip", start_time="t0", now="t2"
-    )["containerStatuses"][0]
+    done = pod_status([ended(0)], restart_policy="Never", pod_ip="ip", start_time="t0", now="t2")[
+        "containerStatuses"
+    ][0]
     assert done["state"]["terminated"]["reason"] == "Completed"
     assert done["state"]["terminated"]["message"] == "msg"
