@@ -273,6 +273,25 @@ async def test_restarts_exit_codes_and_log_fallback_are_reported(node, tmp_path)
     assert terminated["message"] == "boom: bad digest"
 
 
+async def test_a_command_that_cannot_start_is_reported_as_exit_code_128(node):
+    body = {
+        "metadata": {"name": "missing"},
+        "spec": {
+            "nodeName": "sandbox",
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "i", "command": ["no-such-command-here"]}],
+        },
+    }
+    await node.kube.create("v1", "pods", "ml", body)
+    pod = await node.wait_phase("missing", "Failed", "Succeeded")
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert pod["status"]["phase"] == "Failed"
+    assert terminated["exitCode"] == 128
+    assert (
+        "cannot start" in terminated["message"] and "no-such-command-here" in terminated["message"]
+    )
+
+
 async def test_an_unsupported_pod_fails_with_the_reason(node):
     body = {
         "metadata": {"name": "hostpath"},

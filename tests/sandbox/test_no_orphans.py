@@ -4,6 +4,7 @@ sandbox itself is killed (SIGKILL). Ctrl-C is covered by the story's own test.""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -52,6 +53,7 @@ def test_when_the_operator_dies_the_sandbox_stops_everything_and_fails(tmp_path:
     finally:
         run.stop()
     wait_until(lambda: all_gone(processes), 30, what="no process left")
+    assert not Path(run.state()["podRoot"]).exists()
 
 
 def test_when_the_sandbox_itself_is_killed_its_children_die_with_it(tmp_path: Path):
@@ -63,3 +65,5 @@ def test_when_the_sandbox_itself_is_killed_its_children_die_with_it(tmp_path: Pa
     finally:
         run.stop()
     wait_until(lambda: all_gone(processes), 30, what="no process left")
+    # nothing removed the pods' folders (no code ran); the test does
+    shutil.rmtree(run.state()["podRoot"], ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -246,3 +247,17 @@ def test_secret_and_config_map_volumes_become_files():
     assert plan.files["/sbx/7/v/s/USER"] == "u"
     assert plan.files["/sbx/7/v/c/level"] == "debug"
     assert "/sbx/7/v/o" in plan.volumes.values()
+
+
+def test_the_kubelet_s_own_values_are_never_mapped_even_under_a_mount_path():
+    # a virtualenv under /tmp, and a pod that mounts /tmp: PATH stays the host's
+    context = replace(CONTEXT, path_env="/tmp/venv/bin:/usr/bin")
+    c = container(
+        command=["/tmp/tool"],
+        env=[{"name": "CACHE", "value": "/tmp/cache"}],
+        volumeMounts=[{"name": "t", "mountPath": "/tmp"}],
+    )
+    (only,) = plan_pod(pod(c, volumes=[{"name": "t", "emptyDir": {}}]), context).containers
+    assert only.env["PATH"] == "/tmp/venv/bin:/usr/bin"
+    assert only.env["CACHE"] == "/sbx/7/v/t/cache"
+    assert only.argv == ("/sbx/7/v/t/tool",)  # the spec's own path is the volume's

@@ -83,3 +83,4 @@ def test_the_default_story_runs_to_a_promoted_canary_and_ctrl_c_leaves_nothing_b
     assert any("driftline-evaluator" in n for n in started), started
     assert any("driftline-verify" in n for n in started), started
     wait_until(lambda: all_gone(list(processes.values())), 30, what="no process left")
+    assert not Path(run.state()["podRoot"]).exists()

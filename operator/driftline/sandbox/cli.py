@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 import signal
 import sys
@@ -63,16 +64,17 @@ async def run(sandbox: Sandbox, keep: bool, console: Console) -> None:
         sandbox.kube, sandbox.scenario, view, sandbox.artifacts_url, artifacts, service_address
     )
     helpers = [
-        asyncio.create_task(monitor(sandbox.kube, view)),
+        asyncio.create_task(monitor(sandbox.kube, view), name="status monitor"),
         asyncio.create_task(
-            send_traffic(view, service_address, sandbox.scenario.traffic_interval_s)
+            send_traffic(view, service_address, sandbox.scenario.traffic_interval_s),
+            name="traffic",
         ),
     ]
     sandbox.tasks.extend(helpers)
     live = Live(display.live(view), console=console, transient=True, auto_refresh=False)
     if console.is_terminal:
         live.start()
-        sandbox.tasks.append(asyncio.create_task(_refresh(live, view)))
+        sandbox.tasks.append(asyncio.create_task(_refresh(live, view), name="display"))
     try:
         await first_of(story.run(), sandbox.watchdog())
     finally:
@@ -128,6 +130,12 @@ def sandbox(scenario: str, keep: bool, workdir: Path | None) -> None:
     directory = workdir or Path(tempfile.mkdtemp(prefix="driftline-sandbox-"))
     directory.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=False)
+    (directory / "logs").mkdir(exist_ok=True)
+    logging.basicConfig(
+        filename=directory / "logs" / "sandbox.log",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     box = Sandbox(directory, SCENARIOS[scenario], View())
     code = asyncio.run(_main(box, keep, console))
     if code == 0 and own_workdir and not keep:

@@ -39,6 +39,7 @@ log = logging.getLogger("driftline.sandbox.kubelet")
 NODE_NAME = "sandbox"
 PROBE_TIMEOUT_S = 1.0  # timeoutSeconds' default
 LOG_TAIL_BYTES = 8192
+START_ERROR_CODE = 128  # what Kubernetes reports for a container that could not start
 
 
 def now() -> str:
@@ -142,10 +143,17 @@ class ContainerRunner:
                 )
                 if self._stopping:
                     return
-            exit_status, started_at = await self._run_once()
-            code, signum = processes.exit_code(exit_status)
-            message = self._termination_message(code)
-            finished = Terminated(code, started_at, now(), message, signum)
+            try:
+                exit_status, started_at = await self._run_once()
+            except OSError as error:  # the command cannot be run: Kubernetes' StartError
+                log.warning("%s/%s cannot start: %s", self.pod.name, self.plan.name, error)
+                moment = now()
+                finished = Terminated(START_ERROR_CODE, moment, moment, f"cannot start: {error}")
+            else:
+                code, signum = processes.exit_code(exit_status)
+                message = self._termination_message(code)
+                finished = Terminated(code, started_at, now(), message, signum)
+            code = finished.exit_code
             self.state.running_since = None
             self.state.ready = False
             if self._stopping or not should_restart(self.pod.restart_policy, code):
@@ -239,6 +247,8 @@ class PodRunner:
         images = {c["name"]: c.get("image", "") for c in self.pod["spec"]["containers"]}
         self.containers = [ContainerRunner(self, c, images[c.name]) for c in self.plan.containers]
         self._tasks = [asyncio.create_task(c.run()) for c in self.containers]
+        for task in self._tasks:
+            task.add_done_callback(_log_failure)
         self._tasks.append(asyncio.create_task(self._write_status()))
 
     async def _plan(self) -> PodPlan:
@@ -327,6 +337,11 @@ class PodRunner:
                 await task
 
 
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a container runner failed", exc_info=task.exception())
+
+
 def _uses_secrets(spec: dict[str, Any]) -> bool:
     text = repr(spec)
     return "secretRef" in text or "secretKeyRef" in text or "'secret'" in text
@@ -385,6 +400,7 @@ class Kubelet:
             self._next_address += 1
             directory = os.path.join(self.options.root, str(index))
             runner = PodRunner(self, pod, pod_address(index), directory)
+            log.info("starting pod %s/%s at %s", runner.namespace, runner.name, runner.ip)
             self.pods[uid] = runner
             await runner.start()
 

@@ -345,7 +345,13 @@ def _plan_container(
         p["name"]: int(p["containerPort"]) for p in container.get("ports") or [] if p.get("name")
     }
     env = container_env(pod, container, context)
-    env = {key: map_path(value, mounts) for key, value in env.items()}
+    # The kubelet's own values (PATH, the API's address) name host paths already; only
+    # what the spec says is mapped.
+    own = container_env(pod, {"name": name}, context)
+    env = {
+        key: value if own.get(key) == value else map_path(value, mounts)
+        for key, value in env.items()
+    }
     for variable in BIND_ADDRESS_ENV:
         env.setdefault(variable, context.pod_ip)
     if "/tmp" in mounts:

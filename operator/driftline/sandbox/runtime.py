@@ -18,6 +18,7 @@ import socket
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,8 +178,12 @@ class Sandbox:
         )
         self.router = Router(self.kube)
         self.router.on_change = self.write_state
-        for coroutine in (kubelet.run(), Controllers(self.kube).run(), self.router.run()):
-            self.tasks.append(asyncio.create_task(coroutine))
+        for name, coroutine in (
+            ("kubelet", kubelet.run()),
+            ("controllers", Controllers(self.kube).run()),
+            ("router", self.router.run()),
+        ):
+            self.tasks.append(asyncio.create_task(coroutine, name=name))
 
     async def start_prometheus(self) -> None:
         """Where a `prometheus` binary exists: scraping ready pods found by file discovery."""
@@ -213,7 +218,9 @@ class Sandbox:
         )
         self.prometheus_url = f"http://127.0.0.1:{port}"
         self.write_state()
-        self.tasks.append(asyncio.create_task(self._write_targets(targets)))
+        self.tasks.append(
+            asyncio.create_task(self._write_targets(targets), name="prometheus target writer")
+        )
 
     async def _write_targets(self, path: Path) -> None:
         assert self.kube is not None
@@ -227,14 +234,27 @@ class Sandbox:
             await asyncio.sleep(1.0)  # file discovery's refresh pace
 
     async def watchdog(self) -> None:
-        """Returns never; raises SandboxFailed when a part process exits."""
-        waits = {asyncio.ensure_future(p.process.wait()): p for p in self.parts}
-        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        part = waits[done.pop()]
-        raise SandboxFailed(
-            f"the {part.name} exited with status {part.process.returncode}; "
-            f"the last lines of {part.log}:\n{tail(part.log)}"
-        )
+        """Returns never; raises SandboxFailed when a part process exits or one of the
+        in-process parts (kubelet, controllers, router, ...) stops."""
+        waits: dict[asyncio.Future[Any], str] = {
+            asyncio.ensure_future(p.process.wait()): p.name for p in self.parts
+        }
+        waits |= {task: task.get_name() for task in self.tasks}
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for future in pending:
+            if future not in self.tasks:
+                future.cancel()
+        finished = done.pop()
+        name = waits[finished]
+        part = next((p for p in self.parts if p.name == name), None)
+        if part is not None:
+            raise SandboxFailed(
+                f"the {part.name} exited with status {part.process.returncode}; "
+                f"the last lines of {part.log}:\n{tail(part.log)}"
+            )
+        error = finished.exception() if not finished.cancelled() else None
+        detail = "".join(traceback.format_exception(error)) if error else "it returned"
+        raise SandboxFailed(f"the {name} stopped: {detail}")
 
     async def stop(self) -> None:
         for task in self.tasks:
