@@ -95,6 +95,12 @@ class SandboxRun:
             and p.status.container_statuses
         )
 
+    def job_pods(self, job: str) -> list[Any]:
+        pods: list[Any] = self._core.list_namespaced_pod(
+            NAMESPACE, label_selector=f"job-name={job}"
+        ).items
+        return pods
+
     def service_address(self) -> str | None:
         addresses = self.state().get("addresses", {}).get("Service/sandbox/churn")
         return addresses[0] if addresses else None

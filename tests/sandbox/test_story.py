@@ -3,6 +3,7 @@ every transition read from the resources' status and the answers through the Ser
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,15 @@ def test_the_default_story_runs_to_a_promoted_canary_and_ctrl_c_leaves_nothing_b
             return len(settled) >= 5
 
         wait_until(observe, STORY_DEADLINE_S, what="the story to end", interval_s=0.05)
+        # the verification ran for real (no stand-in): a pod on the sandbox's node whose
+        # termination message is what driftline-verify wrote
+        for job in ("churn-v1-verify", "churn-v2-verify"):
+            (pod,) = run.job_pods(job)
+            assert pod.spec.node_name == "sandbox"
+            terminated = pod.status.container_statuses[0].state.terminated
+            assert terminated.exit_code == 0
+            result = json.loads(terminated.message)
+            assert result["ok"] is True and len(result["sha256"]) == 64
         run.process.send_signal(signal.SIGINT)
         assert run.process.wait(timeout=60) == 130, run.log()
     finally:
