@@ -4,7 +4,10 @@ every transition read from the resources' status and the answers through the Ser
 from __future__ import annotations
 
 import json
+import shutil
 import signal
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,16 @@ def snapshot(status: dict[str, Any]) -> tuple[str, str, str, int]:
         status.get("canaryVersion") or "",
         int(status.get("canaryWeight") or 0),
     )
+
+
+def scraped_pods(prometheus: str) -> int:
+    """Serving pods of the sandbox's namespace that Prometheus scraped successfully."""
+    query = urllib.parse.urlencode({"query": 'up{namespace="sandbox"} == 1'})
+    try:
+        with urllib.request.urlopen(f"{prometheus}/api/v1/query?{query}", timeout=5) as response:
+            return len(json.loads(response.read())["data"]["result"])
+    except OSError:
+        return 0
 
 
 def test_the_default_story_runs_to_a_promoted_canary_and_ctrl_c_leaves_nothing_behind(
@@ -70,6 +83,16 @@ def test_the_default_story_runs_to_a_promoted_canary_and_ctrl_c_leaves_nothing_b
             assert terminated.exit_code == 0
             result = json.loads(terminated.message)
             assert result["ok"] is True and len(result["sha256"]) == 64
+        # where a prometheus binary exists, the sandbox runs it and it scrapes the pods
+        prometheus = run.state()["prometheus"]
+        assert (prometheus is not None) == (shutil.which("prometheus") is not None)
+        if prometheus is not None:
+            wait_until(
+                lambda: scraped_pods(prometheus) >= 2,
+                60,
+                what="prometheus scraping the serving pods",
+                interval_s=0.2,
+            )
         run.process.send_signal(signal.SIGINT)
         assert run.process.wait(timeout=60) == 130, run.log()
     finally:

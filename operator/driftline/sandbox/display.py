@@ -42,8 +42,11 @@ def live(view: View) -> RenderableType:
     answered = ", ".join(f"{v}: {n}" for v, n in sorted(view.traffic.answered.items())) or "-"
     traffic = Text(f"answers by version: {answered}   errors: {view.traffic.errors}")
     events = Text("\n".join(view.events[-6:]) or "(no events yet)", style="dim")
+    notes = [Text(note, style="italic") for note in view.notes]
     return Panel(
-        Group(head, Text(f"versions: {versions or '-'}"), tracks_table(view), traffic, events),
+        Group(
+            head, Text(f"versions: {versions or '-'}"), tracks_table(view), traffic, events, *notes
+        ),
         title=f"driftline sandbox - {view.scenario or 'starting'}",
     )
 

@@ -10,11 +10,13 @@ pure functions in plan.py and podstatus.py; this module does the I/O.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
 import secrets
 import shutil
+import signal
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -116,7 +118,7 @@ class ContainerRunner:
                     self.pod.changed()
                     return
                 if counter.failed:
-                    processes.signal_group(process.pid, 9)
+                    processes.signal_group(process.pid, signal.SIGKILL)
                     return
             elif probe.kind == "readiness":
                 if self.state.ready != counter.passed:
@@ -124,7 +126,7 @@ class ContainerRunner:
                     self.pod.changed()
             elif counter.failed:
                 log.info("%s/%s: liveness failed, restarting", self.pod.name, self.plan.name)
-                processes.signal_group(process.pid, 9)
+                processes.signal_group(process.pid, signal.SIGKILL)
                 return
             # the probe's period, the kubelet's schedule (not synchronisation)
             await asyncio.sleep(self._probe_period(probe))
@@ -188,7 +190,9 @@ class ContainerRunner:
             for task in probes:
                 task.cancel()
             processes.forget(self.process.pid)
-            processes.signal_group(self.process.pid, 9)  # what the container left behind
+            processes.signal_group(
+                self.process.pid, signal.SIGKILL
+            )  # what the container left behind
         return status, started_at
 
     def _termination_message(self, code: int) -> str:
@@ -252,19 +256,15 @@ class PodRunner:
         self._tasks.append(asyncio.create_task(self._write_status()))
 
     async def _plan(self) -> PodPlan:
-        spec = self.pod.get("spec") or {}
         secrets_by_name: dict[str, dict[str, str]] = {}
         config_maps: dict[str, dict[str, str]] = {}
         for item in await self.kubelet.kube.list("v1", "configmaps", self.namespace):
             config_maps[item["metadata"]["name"]] = dict(item.get("data") or {})
-        if _uses_secrets(spec):
-            import base64
-
-            for item in await self.kubelet.kube.list("v1", "secrets", self.namespace):
-                data = item.get("data") or {}
-                secrets_by_name[item["metadata"]["name"]] = {
-                    k: base64.b64decode(v).decode() for k, v in data.items()
-                } | dict(item.get("stringData") or {})
+        for item in await self.kubelet.kube.list("v1", "secrets", self.namespace):
+            data = item.get("data") or {}
+            secrets_by_name[item["metadata"]["name"]] = {
+                k: base64.b64decode(v).decode(errors="replace") for k, v in data.items()
+            } | dict(item.get("stringData") or {})
         options = self.kubelet.options
         context = PodContext(
             pod_ip=self.ip,
@@ -340,11 +340,6 @@ class PodRunner:
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("a container runner failed", exc_info=task.exception())
-
-
-def _uses_secrets(spec: dict[str, Any]) -> bool:
-    text = repr(spec)
-    return "secretRef" in text or "secretKeyRef" in text or "'secret'" in text
 
 
 class Kubelet:

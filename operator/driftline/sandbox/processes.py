@@ -16,20 +16,25 @@ import ctypes
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
-from typing import IO, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO
 
 PR_SET_PDEATHSIG = 1
 _live: set[int] = set()  # process group ids started and not yet reaped
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    # The parent may already be gone (then nobody would ever signal this child).
-    if os.getppid() == 1:
-        os._exit(1)
+def _die_with(parent: int) -> Callable[[], None]:
+    """What the child runs before exec: die with `parent` (this process)."""
+
+    def arrange() -> None:  # runs in the child, between fork and exec
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        # The parent may have died before prctl took effect: then no signal ever comes.
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arrange
 
 
 async def start(
@@ -47,7 +52,7 @@ async def start(
         stdout=log,
         stderr=asyncio.subprocess.STDOUT if log is not None else None,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=_die_with(os.getpid()),
     )
     _live.add(process.pid)
     return process
@@ -92,7 +97,3 @@ def exit_code(returncode: int) -> tuple[int, int]:
     if returncode < 0:
         return 128 - returncode, -returncode
     return returncode, 0
-
-
-def describe(process: Any) -> str:
-    return f"pid {process.pid}"
