@@ -349,6 +349,7 @@ class Kubelet:
         self.pods: dict[str, PodRunner] = {}
         self._next_address = 0
         self._wake = asyncio.Event()
+        self._removals: set[asyncio.Task[None]] = set()
         self.http: aiohttp.ClientSession
 
     def wake(self) -> None:
@@ -382,10 +383,10 @@ class Kubelet:
             pod = listed.get(uid)
             if pod is None or pod["metadata"].get("deletionTimestamp"):
                 del self.pods[uid]
-                await runner.stop()
-                shutil.rmtree(runner.directory, ignore_errors=True)
-                if pod is not None:  # a graceful delete waits for the kubelet
-                    await self.kube.delete("v1", "pods", runner.namespace, runner.name)
+                # in the background: a grace period must not hold up the other pods
+                task = asyncio.create_task(self._remove(runner, graceful=pod is not None))
+                self._removals.add(task)
+                task.add_done_callback(self._removals.discard)
         for uid, pod in listed.items():
             if uid in self.pods or pod["metadata"].get("deletionTimestamp"):
                 continue
@@ -399,7 +400,14 @@ class Kubelet:
             self.pods[uid] = runner
             await runner.start()
 
+    async def _remove(self, runner: PodRunner, *, graceful: bool) -> None:
+        await runner.stop()
+        shutil.rmtree(runner.directory, ignore_errors=True)
+        if graceful:  # a graceful delete waits for the kubelet to finish the pod
+            with contextlib.suppress(KubeError, aiohttp.ClientError):
+                await self.kube.delete("v1", "pods", runner.namespace, runner.name)
+
     async def stop_all(self) -> None:
         runners = list(self.pods.values())
         self.pods.clear()
-        await asyncio.gather(*(r.stop() for r in runners), return_exceptions=True)
+        await asyncio.gather(*(r.stop() for r in runners), *self._removals, return_exceptions=True)
