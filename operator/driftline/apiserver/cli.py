@@ -58,6 +58,7 @@ async def serve(
     deployment_delay: float,
     bookmark_interval: float,
     security: Security | None = None,
+    stand_ins: bool = True,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -76,6 +77,10 @@ async def serve(
                     "(0 picks a free one)"
                 ) from None
             raise click.ClickException(f"cannot listen on 127.0.0.1 port {port}: {error}") from None
+        if not stand_ins:
+            # Real controllers (the sandbox's) run Deployments and Jobs; the Service IP
+            # allocator stays, as it is kube-apiserver's own work.
+            server.controllers.deployments.enabled = server.controllers.jobs.enabled = False
         await _serve_until(stop, server, kubeconfig, crds, job_outcome, deployment_delay)
     click.echo("stopped", err=True)
 
@@ -179,6 +184,12 @@ async def _serve_until(
     help="Append each authorization decision (user, verb, group, resource, the rule that "
     "allowed it) to this file as one JSON line.",
 )
+@click.option(
+    "--no-stand-ins",
+    is_flag=True,
+    help="Run no Deployment or Job stand-in: for `driftline sandbox`, whose controllers and "
+    "kubelet run them for real.",
+)
 def apiserver(
     port: int,
     kubeconfig: Path,
@@ -190,6 +201,7 @@ def apiserver(
     authorization_mode: str,
     token_auth_file: Path | None,
     authorization_log: Path | None,
+    no_stand_ins: bool,
 ) -> None:
     """Run the local Kubernetes API on 127.0.0.1 until SIGTERM.
 
@@ -198,7 +210,8 @@ def apiserver(
     controllers run: Deployments report ready replicas, Services get a clusterIP, and Jobs
     finish with a pod whose termination message a Job can set with the annotations
     apiserver.driftline.io/job-outcome (succeed or fail) and
-    apiserver.driftline.io/termination-message.
+    apiserver.driftline.io/termination-message. --no-stand-ins turns the Deployment and
+    Job stand-ins off.
     """
     source: Path | CrdSource = CrdSource.NONE if no_crds else (crds or CrdSource.GENERATED)
     security = _security(authorization_mode, token_auth_file, authorization_log)
@@ -211,6 +224,7 @@ def apiserver(
             deployment_delay,
             bookmark_interval,
             security,
+            stand_ins=not no_stand_ins,
         )
     )
 

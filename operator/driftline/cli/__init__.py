@@ -23,6 +23,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "operator": ("driftline.cli.run_operator:operator", "Run the operator (kopf)."),
     "profile": ("driftline.cli.drift:profile", "Build a reference profile from training data."),
     "drift": ("driftline.cli.drift:drift", "Evaluate drift offline against a profile."),
+    "sandbox": (
+        "driftline.sandbox.cli:sandbox",
+        "Run Driftline end to end on this machine (no Kubernetes, no Docker).",
+    ),
     "rollout": (
         "driftline.cli.rollout:rollout",
         "See and steer a rollout: status, promote, abort, ...",

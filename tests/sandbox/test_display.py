@@ -1,0 +1,79 @@
+"""The live panel and the summary, rendered to text (pure: a View in, a renderable out),
+and the command's options."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+from rich.console import Console
+
+from driftline.cli import main
+from driftline.sandbox import display
+from driftline.sandbox.story import SCENARIOS, Traffic, View
+
+
+def text(renderable: object) -> str:
+    console = Console(record=True, width=120, force_terminal=False)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_the_live_panel_shows_phase_tracks_weights_traffic_and_events():
+    traffic = Traffic()
+    for version in ("1.0.0", "1.0.0", "2.0.0", None):
+        traffic.record(version)
+    view = View(
+        scenario="quick",
+        phase="canary churn-v2",
+        status={
+            "phase": "Progressing",
+            "stableVersion": "churn-v1",
+            "canaryVersion": "churn-v2",
+            "canaryWeight": 25,
+            "currentStep": 0,
+        },
+        versions={"churn-v1": "Ready", "churn-v2": "Ready"},
+        events=["Normal StepAdvanced churn: step 1/2"],
+        traffic=traffic,
+    )
+    shown = text(display.live(view))
+    assert "phase: canary churn-v2" in shown
+    assert "deployment: Progressing" in shown
+    lines = shown.splitlines()
+    assert any("stable" in line and "churn-v1" in line and "75%" in line for line in lines)
+    assert any("canary (step 0)" in line and "churn-v2" in line and "25%" in line for line in lines)
+    assert "1.0.0: 2, 2.0.0: 1" in shown and "errors: 1" in shown
+    assert "StepAdvanced" in shown
+    assert "churn-v1=Ready" in shown
+
+
+def test_the_summary_lists_each_phase_and_the_total():
+    view = View()
+    view.enter("one", moment=view.phase_started + 1.0)  # "starting" is not a phase of its own
+    view.enter("two", moment=view.phase_started + 2.5)
+    view.enter("done", moment=view.phase_started + 4.0)
+    assert view.timings == [("one", 2.5), ("two", 4.0)]
+    shown = text(display.summary(view))
+    assert "one" in shown and "2.5" in shown and "4.0" in shown
+    assert any("total" in line and "6.5" in line for line in shown.splitlines())
+
+
+def test_traffic_only_counts_a_full_run_of_one_version():
+    traffic = Traffic()
+    for _ in range(9):
+        traffic.record("2.0.0")
+    assert not traffic.only("2.0.0")
+    traffic.record("2.0.0")
+    assert traffic.only("2.0.0")
+    traffic.record("1.0.0")
+    assert not traffic.only("2.0.0")
+
+
+def test_the_command_names_its_scenarios_and_refuses_an_unknown_one():
+    runner = CliRunner()
+    shown = runner.invoke(main, ["sandbox", "--help"])
+    assert shown.exit_code == 0
+    for name in SCENARIOS:
+        assert name in shown.output
+    refused = runner.invoke(main, ["sandbox", "--scenario", "nope"])
+    assert refused.exit_code == 2
+    assert "'nope' is not one of" in refused.output
