@@ -20,7 +20,10 @@ from prometheus_client import CollectorRegistry
 from tests.install.helm_support import CHART, one, render, require_promtool
 
 # Exported by work that is still to land; docs/install.md lists them with their labels.
-FUTURE_METRICS = {
+# Metrics the chart queries before any process exports them (none today).
+FUTURE_METRICS: set[str] = set()
+# The operator's analysis, rollback and retraining metrics, which the alerts read.
+OPERATOR_ACTION_METRICS = {
     "driftline_analysis_verdicts_total",
     "driftline_rollbacks_total",
     "driftline_retraining_jobs_total",
@@ -300,6 +303,7 @@ def test_every_metric_queried_is_exported_or_documented(
     exported = exported_metric_names()
     assert "driftline_inference_requests_total" in exported  # the reading above works
     assert queried - exported == FUTURE_METRICS
+    assert OPERATOR_ACTION_METRICS <= queried & exported
     documented = (Path(__file__).resolve().parents[2] / "docs" / "install.md").read_text()
-    for name in FUTURE_METRICS:
+    for name in FUTURE_METRICS | OPERATOR_ACTION_METRICS:
         assert name in documented

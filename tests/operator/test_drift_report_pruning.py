@@ -9,14 +9,11 @@ from operator_harness import NAMESPACE, Cluster, OperatorProcess, wait_for
 from driftline.conditions import now_rfc3339
 from driftline.render.labels import server_selector
 
-# Fresh reports: a stale one no longer counts in the combined verdict anyway.
-NOW = now_rfc3339()
-
-
 def report(drifted: bool, consecutive: int) -> dict:
     return {
         "evaluation": {
-            "time": NOW,
+            # fresh: a stale report no longer counts in the combined verdict anyway
+            "time": now_rfc3339(),
             "samples": 500,
             "drifted": drifted,
             "severity": "High" if drifted else "None",
@@ -70,7 +67,7 @@ def test_reports_of_gone_pods_are_pruned(
                         "status": "True",
                         "reason": "FeaturesDrifted",
                         "message": "old",
-                        "lastTransitionTime": NOW,
+                        "lastTransitionTime": now_rfc3339(),
                     }
                 ],
             }

@@ -80,6 +80,8 @@ class Target:
 class Due:
     target: Target
     gate: GateDefinition
+    # when the run began (a sidecar on a new pod needs time for its first report)
+    run_started_at: datetime | None = None
 
 
 def gate_definitions(
@@ -311,7 +313,7 @@ def due_measurements(
                 continue
             due_at = _gate_due_at(gate, definition)
             if due_at is not None and due_at <= now:
-                found.append(Due(target, definition))
+                found.append(Due(target, definition, run.started_at))
     return found
 
 

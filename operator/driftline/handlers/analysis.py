@@ -83,10 +83,14 @@ class Analyst:
                 builtin_due.setdefault(item.target, []).append(item.gate.settings.name)
             elif kind == "Prometheus":
                 outcomes[key] = self._prometheus_gate(subject, item)
-            elif kind == "Drift":
-                outcomes[key] = self._drift_gate(subject, item.target, now)
-            elif kind == "Divergence":
-                outcomes[key] = self._divergence_gate(subject, item.target, now)
+            elif kind in ("Drift", "Divergence"):
+                waiting = _awaiting_first_report(subject, item, now)
+                if waiting is not None:
+                    outcomes[key] = waiting
+                elif kind == "Drift":
+                    outcomes[key] = self._drift_gate(subject, item.target, now)
+                else:
+                    outcomes[key] = self._divergence_gate(subject, item.target, now)
         for target, names in builtin_due.items():
             measured = self._builtin_gates(subject, target)
             for name in names:
@@ -368,6 +372,34 @@ def divergence_outcome(
     if result.p_value >= settings.alpha:
         return Value(0.0)
     return Value(result.effect(settings.effect))
+
+
+def _awaiting_first_report(subject: Subject, item: Due, now: datetime) -> QueryError | None:
+    """A new version's pods that have not yet reported a full window (the policy's
+    minimum samples), while the run is younger than the reports' freshness window: an
+    error (counted apart, bounded by the consecutive-error limit, never a pass), not no
+    data: a new pod's sidecar needs an evaluation interval and a window's minimum samples
+    before its first verdict. After that, a missing or stale report is no data."""
+    policy = subject.policy
+    if policy is None or item.run_started_at is None:
+        return None
+    pods = _pod_reports(policy)
+    minimum = policy.spec.window.min_samples
+    if any(
+        report.get("modelVersion") == item.target.version
+        and ((report.get("evaluation") or {}).get("samples") or 0) >= minimum
+        for report in pods.values()
+    ):
+        return None
+    age = (now - item.run_started_at).total_seconds()
+    patience = _report_max_age(policy)
+    if age >= patience:
+        return None  # no report at all by now: no data
+    return QueryError(
+        f"the pods of {item.target.version} have not reported a full window (min "
+        f"{minimum} samples) to DriftPolicy {policy.metadata.get('name', '')} yet "
+        f"({age:.0f}s into the run; awaited for {patience:g}s)"
+    )
 
 
 def first_output(pods: Mapping[str, Mapping[str, Any]], version: str) -> str | None:

@@ -50,24 +50,27 @@ class Scenario:
     restart_backoff_base_s: float = 10.0
     traffic_interval_s: float = 0.2
     phase_timeout_s: float = 180.0
-    drift_interval_s: int = 30
+    drift_interval_s: int = 10
+    # the analysis gates' interval (built-in gates from the pods' /metrics, drift gate)
+    analysis_interval_s: int = 10
 
 
 SCENARIOS: dict[str, Scenario] = {
     "default": Scenario(
         "default",
-        "v1 goes Ready and serves; v2 rolls out as a canary (50% for 15 s) and is promoted",
-        canary_steps=({"weight": 50, "pauseSeconds": 15, "analysis": False}, {"weight": 100}),
+        "v1 goes Ready and serves; v2 rolls out as a canary (50%) and is promoted by analysis",
+        canary_steps=({"weight": 50, "pauseSeconds": 15}, {"weight": 100, "analysis": False}),
         max_probe_period_s=1.0,
     ),
     "quick": Scenario(
         "quick",
         "the default story with short pauses and probe periods (tests, CI)",
-        canary_steps=({"weight": 50, "pauseSeconds": 4, "analysis": False}, {"weight": 100}),
+        canary_steps=({"weight": 50, "pauseSeconds": 4}, {"weight": 100, "analysis": False}),
         max_probe_period_s=0.5,
         restart_backoff_base_s=1.0,
         phase_timeout_s=120.0,
-        drift_interval_s=5,
+        drift_interval_s=3,
+        analysis_interval_s=4,
     ),
 }
 
@@ -195,7 +198,19 @@ def model_deployment(scenario: Scenario) -> dict[str, Any]:
         "spec": {
             "modelVersion": "churn-v1",
             "replicas": scenario.replicas,
-            "strategy": {"type": "Canary", "canary": {"steps": list(scenario.canary_steps)}},
+            "strategy": {
+                "type": "Canary",
+                "canary": {"steps": list(scenario.canary_steps)},
+                # Gates with no Prometheus needed: the built-in ones read the pods' own
+                # /metrics, the drift gate the canary's sidecar reports. The sandbox's
+                # traffic is light, so the minimum counts are small and the latency bound
+                # loose (timings on a busy laptop are noisy).
+                "analysis": {
+                    "intervalSeconds": scenario.analysis_interval_s,
+                    "count": 2,
+                    "builtin": {"minRequests": 5, "maxP99Ratio": 20},
+                },
+            },
         },
     }
 
@@ -207,10 +222,10 @@ def drift_policy(scenario: Scenario) -> dict[str, Any]:
         "metadata": {"name": POLICY, "namespace": NAMESPACE},
         "spec": {
             "targetRef": {"apiVersion": GROUP, "kind": "ModelDeployment", "name": DEPLOYMENT},
-            "sampling": {"rate": 0.5},
+            "sampling": {"rate": 1.0},
             "window": {
                 "size": 500,
-                "minSamples": 100,
+                "minSamples": 10,
                 "intervalSeconds": scenario.drift_interval_s,
             },
         },
