@@ -303,7 +303,7 @@ def test_every_metric_queried_is_exported_or_documented(
     exported = exported_metric_names()
     assert "driftline_inference_requests_total" in exported  # the reading above works
     assert queried - exported == FUTURE_METRICS
-    assert OPERATOR_ACTION_METRICS <= queried & exported
+    assert queried & exported >= OPERATOR_ACTION_METRICS
     documented = (Path(__file__).resolve().parents[2] / "docs" / "install.md").read_text()
     for name in FUTURE_METRICS | OPERATOR_ACTION_METRICS:
         assert name in documented

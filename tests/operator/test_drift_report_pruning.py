@@ -9,6 +9,7 @@ from operator_harness import NAMESPACE, Cluster, OperatorProcess, wait_for
 from driftline.conditions import now_rfc3339
 from driftline.render.labels import server_selector
 
+
 def report(drifted: bool, consecutive: int) -> dict:
     return {
         "evaluation": {
