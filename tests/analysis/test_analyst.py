@@ -18,6 +18,7 @@ from driftline.analysis.builtin import SUCCESS_RATE, Window
 from driftline.analysis.builtin_promql import outcomes_query, window_from_results
 from driftline.analysis.divergence import DivergenceSettings
 from driftline.analysis.types import NoData, QueryError, Value
+from driftline.api.driftpolicy import DriftPolicy
 from driftline.api.modeldeployment import (
     Analysis,
     BuiltinGates,
@@ -239,3 +240,59 @@ def test_spec_defaults_of_the_analysis():
     gates = BuiltinGates()
     assert (gates.min_requests, gates.min_success_rate, gates.max_p99_ratio) == (50, 0.99, 1.5)
     assert PrometheusGate(name="x", query="up", min=1).failure_limit == 0
+
+
+def policy_with(pods: dict) -> DriftPolicy:
+    return DriftPolicy.model_validate(
+        {
+            "metadata": {"name": "churn-drift", "namespace": NS},
+            "spec": {
+                "targetRef": {"name": "churn"},
+                "window": {"intervalSeconds": 10, "minSamples": 50},
+                "hysteresis": {"consecutiveWindows": 1},
+            },
+            "status": {"pods": pods},
+        }
+    )
+
+
+def drift_report(samples: int, at: datetime, severity: str = "None") -> dict:
+    return {
+        "state": "Evaluating",
+        "modelVersion": VERSION_NAME,
+        "consecutiveDrifted": 1 if severity != "None" else 0,
+        "evaluation": {
+            "time": at.isoformat(),
+            "samples": samples,
+            "drifted": severity != "None",
+            "severity": severity,
+            "features": [],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("pods", "seconds_in", "expected"),
+    [
+        ({}, 5, "have not reported a full window"),  # a new pod: not yet, an error
+        ({"p": drift_report(10, NOW)}, 5, "have not reported a full window"),
+        ({}, 60, "NoData"),  # past the freshness window: nothing is no data
+        ({"p": drift_report(80, NOW)}, 5, "Value(0)"),
+        ({"p": drift_report(80, NOW, "High")}, 5, "Value(3)"),
+    ],
+)
+def test_the_drift_gate_waits_for_a_new_pods_first_full_window(api, pods, seconds_in, expected):
+    from datetime import timedelta
+
+    spec = subject().spec
+    who = Subject(NS, "churn", spec, stable_version=None, policy=policy_with(pods))
+    target = runs.Target("step-0", VERSION_NAME, TRACK, True)
+    drift = runs.gate_definitions(spec.strategy.analysis, has_policy=True)[0]
+    due = runs.Due(target, drift, run_started_at=NOW - timedelta(seconds=seconds_in))
+    outcome = Analyst(Kube(api.api_client()), None).measure(who, [due], NOW)[("step-0", "drift")]
+    if expected == "NoData":
+        assert isinstance(outcome, NoData)
+    elif expected.startswith("Value"):
+        assert outcome == Value(float(expected[6:-1]))
+    else:
+        assert isinstance(outcome, QueryError) and expected in outcome.message
