@@ -289,22 +289,8 @@ def test_every_grant_of_the_operator_is_used_and_none_is_missing(api, tmp_path):
             ),
         )
         cluster.set_job_outcome("churn-drift-retrained-1-verify", succeed=ok, message=verification)
-        cluster.core.create_namespaced_pod(
-            NAMESPACE,
-            {
-                "metadata": {"name": "churn-stable-x", "labels": server_selector("churn")},
-                "spec": {"containers": [{"name": "server", "image": "x"}]},
-            },
-        )
-        cluster.custom.patch_namespaced_custom_object_status(
-            "driftline.io",
-            "v1alpha1",
-            NAMESPACE,
-            "driftpolicies",
-            "churn-drift",
-            {"status": {"pods": {"churn-stable-x": drifted_report("churn-b")}}},
-            _content_type="application/merge-patch+json",
-        )
+        cluster.pod_object("churn-stable-x", server_selector("churn"))
+        cluster.report_drift("churn-drift", {"churn-stable-x": drifted_report("churn-b")})
         wait_for(
             lambda: cluster.get("modelversions", "churn-drift-retrained-1") is not None,
             what="the retrained ModelVersion",

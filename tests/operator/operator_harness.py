@@ -211,6 +211,29 @@ class Cluster:
             if e.involved_object and e.involved_object.name == name
         ]
 
+    def pod_object(self, name: str, labels: dict[str, str]) -> None:
+        """The Pod object a kubelet would report (the operator prunes drift reports of
+        pods that are not there); no process runs for it."""
+        self.core.create_namespaced_pod(
+            NAMESPACE,
+            {
+                "metadata": {"name": name, "labels": labels},
+                "spec": {"containers": [{"name": "server", "image": "x"}]},
+            },
+        )
+
+    def report_drift(self, policy: str, reports: dict[str, Any]) -> None:
+        """What drift sidecars write: their pods' reports into the policy's status."""
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP,
+            VERSION,
+            NAMESPACE,
+            "driftpolicies",
+            policy,
+            {"status": {"pods": reports}},
+            _content_type="application/merge-patch+json",
+        )
+
     def set_job_outcome(self, job_name: str, *, succeed: bool, message: str, delay: float = 0.0):
         self.api.call(
             lambda: self.api.controllers.jobs.set_outcome(

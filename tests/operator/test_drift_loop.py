@@ -23,7 +23,7 @@ from operator_harness import (
 
 from driftline.apiserver.faults import Fault
 from driftline.conditions import now_rfc3339
-from driftline.render.labels import server_selector
+from driftline.render.labels import server_selector, track_selector
 from driftline.render.retraining import TRIGGER_LABEL
 
 POD = "churn-stable-0"
@@ -120,23 +120,9 @@ def serving_and_drifting(
         lambda: cluster.status("modeldeployments", "churn").get("phase") == "Healthy",
         what="serving churn-v1",
     )
-    cluster.core.create_namespaced_pod(
-        NAMESPACE,
-        {
-            "metadata": {"name": POD, "labels": server_selector("churn")},
-            "spec": {"containers": [{"name": "server", "image": "x"}]},
-        },
-    )
+    cluster.pod_object(POD, server_selector("churn"))
     cluster.create("driftpolicies", policy())
-    cluster.custom.patch_namespaced_custom_object_status(
-        "driftline.io",
-        "v1alpha1",
-        NAMESPACE,
-        "driftpolicies",
-        "churn-drift",
-        {"status": {"pods": {POD: drifted_report()}}},
-        _content_type="application/merge-patch+json",
-    )
+    cluster.report_drift("churn-drift", {POD: drifted_report()})
 
 
 def test_drift_retrains_exactly_once_through_restarts_into_a_verified_version(
@@ -186,31 +172,14 @@ def test_drift_retrains_exactly_once_through_restarts_into_a_verified_version(
             lambda: cluster.status("modeldeployments", "churn").get("canaryVersion") == RETRAINED,
             what="a canary of the retrained version",
         )
-        cluster.core.create_namespaced_pod(
-            NAMESPACE,
-            {
-                "metadata": {
-                    "name": "churn-canary-0",
-                    "labels": {**server_selector("churn"), "driftline.io/track": "canary"},
-                },
-                "spec": {"containers": [{"name": "server", "image": "x"}]},
-            },
-        )
+        cluster.pod_object("churn-canary-0", track_selector("churn", "canary"))
         healthy = drifted_report()
         healthy.update(modelVersion=RETRAINED, consecutiveDrifted=0)
         healthy["evaluation"].update(drifted=False, severity="None", features=[])
 
         def promoted() -> bool:
             healthy["evaluation"]["time"] = now_rfc3339()  # a sidecar reports every interval
-            cluster.custom.patch_namespaced_custom_object_status(
-                "driftline.io",
-                "v1alpha1",
-                NAMESPACE,
-                "driftpolicies",
-                "churn-drift",
-                {"status": {"pods": {"churn-canary-0": healthy}}},
-                _content_type="application/merge-patch+json",
-            )
+            cluster.report_drift("churn-drift", {"churn-canary-0": healthy})
             status = cluster.status("modeldeployments", "churn")
             return status.get("stableVersion") == RETRAINED and not status.get("canaryVersion")
 
@@ -288,31 +257,21 @@ def test_a_promoted_version_that_drifts_high_is_rolled_back(
     body = policy()
     body["spec"]["actions"] = [{"severity": "High", "action": "Rollback"}]
     del body["spec"]["retraining"]
-    cluster.core.create_namespaced_pod(
-        NAMESPACE,
-        {
-            "metadata": {"name": POD, "labels": server_selector("churn")},
-            "spec": {"containers": [{"name": "server", "image": "x"}]},
-        },
-    )
+    cluster.pod_object(POD, server_selector("churn"))
     cluster.create("driftpolicies", body)
     report = drifted_report()
     report["evaluation"]["severity"] = "High"
     report["modelVersion"] = "churn-v2"
-    cluster.custom.patch_namespaced_custom_object_status(
-        "driftline.io",
-        "v1alpha1",
-        NAMESPACE,
-        "driftpolicies",
-        "churn-drift",
-        {"status": {"pods": {POD: report}}},
-        _content_type="application/merge-patch+json",
-    )
+    cluster.report_drift("churn-drift", {POD: report})
 
     def rolled_back() -> bool:
         status = cluster.status("modeldeployments", "churn")
-        return status.get("stableVersion") == "churn-v1" and status.get("rolledBackVersion") == (
-            "churn-v2"
+        history = status.get("history") or [{}]
+        return (
+            status.get("stableVersion") == "churn-v1"
+            and status.get("rolledBackVersion") == "churn-v2"
+            # the stable track has finished moving back
+            and (history[0].get("version"), history[0].get("outcome")) == ("churn-v1", "Promoted")
         )
 
     wait_for(rolled_back, timeout=60, what="traffic back on churn-v1")

@@ -87,6 +87,7 @@ def prometheus_gate_settings(gate: PrometheusGate, analysis: Analysis) -> GateSe
         interval_seconds=analysis.interval_seconds,
         count=analysis.count,
         failure_limit=gate.failure_limit,
+        consecutive_error_limit=analysis.consecutive_error_limit,
         min=gate.min,
         max=gate.max,
     )

@@ -27,6 +27,7 @@ from driftline.analysis.gates import (
     GateState,
     Measurement,
     combine,
+    prometheus_gate_settings,
     record,
     verdict,
 )
@@ -96,17 +97,7 @@ def gate_definitions(
         "consecutive_error_limit": analysis.consecutive_error_limit,
     }
     gates = [
-        GateDefinition(
-            "Prometheus",
-            GateSettings(
-                name=gate.name,
-                failure_limit=gate.failure_limit,
-                min=gate.min,
-                max=gate.max,
-                **common,
-            ),
-            gate.query,
-        )
+        GateDefinition("Prometheus", prometheus_gate_settings(gate, analysis), gate.query)
         for gate in analysis.metrics
     ]
     if analysis.builtin is not None:
@@ -293,14 +284,10 @@ def _run_of(runs: Sequence[AnalysisRun], target: Target) -> AnalysisRun | None:
 # --- one reconcile ---------------------------------------------------------------------
 
 
-def due_measurements(
-    spec: ModelDeploymentSpec,
-    status: ModelDeploymentStatus,
-    *,
-    has_policy: bool,
-    now: datetime,
-) -> list[Due]:
-    """The gates of the running runs whose next measurement is due at `now`."""
+def _scheduled(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, has_policy: bool
+) -> list[tuple[Due, datetime]]:
+    """Every gate of a running run still measuring, with when its next measurement is due."""
     found = []
     for target in active_targets(spec, status):
         run = _run_of(status.analysis, target)
@@ -309,12 +296,21 @@ def due_measurements(
         definitions = _definitions_for(spec, target, has_policy)
         for gate in run.gates:
             definition = definitions.get(gate.name)
-            if definition is None:
-                continue
-            due_at = _gate_due_at(gate, definition)
-            if due_at is not None and due_at <= now:
-                found.append(Due(target, definition, run.started_at))
+            due_at = _gate_due_at(gate, definition) if definition is not None else None
+            if definition is not None and due_at is not None:
+                found.append((Due(target, definition, run.started_at), due_at))
     return found
+
+
+def due_measurements(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    *,
+    has_policy: bool,
+    now: datetime,
+) -> list[Due]:
+    """The gates of the running runs whose next measurement is due at `now`."""
+    return [due for due, at in _scheduled(spec, status, has_policy) if at <= now]
 
 
 def next_due_seconds(
@@ -325,17 +321,7 @@ def next_due_seconds(
     now: datetime,
 ) -> float | None:
     """Seconds until the next measurement of a running run is due."""
-    moments = []
-    for target in active_targets(spec, status):
-        run = _run_of(status.analysis, target)
-        if run is None or run.verdict != "Running":
-            continue
-        definitions = _definitions_for(spec, target, has_policy)
-        for gate in run.gates:
-            definition = definitions.get(gate.name)
-            due_at = _gate_due_at(gate, definition) if definition is not None else None
-            if due_at is not None:
-                moments.append((due_at - now).total_seconds())
+    moments = [(at - now).total_seconds() for _, at in _scheduled(spec, status, has_policy)]
     return max(min(moments), 0.0) if moments else None
 
 
