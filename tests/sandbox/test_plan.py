@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -124,6 +125,28 @@ def test_expansion_follows_kubernetes_rules():
 def test_only_exact_mount_path_prefixes_are_mapped(text, expected):
     mounts = {"/data": "/host/data", "/data/deep": "/host/deep"}
     assert map_path(text, mounts) == expected
+
+
+def test_the_image_is_never_mapped_into_a_volume():
+    """A sandbox installed under /tmp (a CI checkout) still runs its own programs when a
+    pod mounts a volume at /tmp: those paths are the image's, not the volume's."""
+    mounts = {"/tmp": "/pods/0/tmp"}
+    roots = ("/tmp/ci/.venv", "/tmp/ci")
+    assert map_path("/tmp/ci/.venv/bin/python", mounts, roots) == "/tmp/ci/.venv/bin/python"
+    assert map_path("/tmp/ci/examples/x.py", mounts, roots) == "/tmp/ci/examples/x.py"
+    assert map_path("/tmp/cix/y", mounts, roots) == "/pods/0/tmp/cix/y"  # not under a root
+    assert map_path("/tmp/scratch", mounts, roots) == "/pods/0/tmp/scratch"
+
+
+def test_the_default_image_is_this_python_and_this_repository():
+    import sys
+
+    from driftline.sandbox.plan import default_image_roots
+
+    roots = default_image_roots()
+    assert sys.prefix in roots
+    repository = str(Path(__file__).resolve().parents[2])
+    assert repository in roots
 
 
 def container(**fields: Any) -> dict[str, Any]:

@@ -5,13 +5,17 @@ expansion, an environment built only from the spec (plus what a kubelet itself a
 its volume mounts mapped to per-pod directories. The sandbox cannot mount at absolute
 paths without root, so every string that names a path under a mountPath (an env value
 or an argument that is the path, starts with `mountPath/`, or is `scheme://` followed by
-such a path) is rewritten to the volume's directory; nothing else is touched.
+such a path) is rewritten to the volume's directory; nothing else is touched. The
+"image" is this machine's installation: paths under it (the Python environment, the
+repository the sandbox runs from) are never rewritten, even under a mountPath such as
+/tmp, since a container's programs come from its image and not from its volumes.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +78,17 @@ class PodContext:
     path_env: str  # PATH for the processes (where the commands are installed)
     secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     config_maps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # the "image": directories whose paths are never mapped into a volume
+    image_roots: tuple[str, ...] = field(default_factory=lambda: default_image_roots())
+
+
+def default_image_roots() -> tuple[str, ...]:
+    """The Python environment, and the repository for an editable install (the package
+    is operator/driftline there; an installed one is under the environment already)."""
+    package_home = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repository = os.path.dirname(os.path.dirname(package_home))
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, repository}
+    return tuple(sorted(root for root in roots if root and root != "/"))
 
 
 _VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
@@ -92,14 +107,17 @@ def expand(text: str, variables: Mapping[str, str]) -> str:
     return _VAR.sub(replace, text)
 
 
-def map_path(text: str, mounts: Mapping[str, str]) -> str:
+def map_path(text: str, mounts: Mapping[str, str], image_roots: Sequence[str] = ()) -> str:
     """`text` with a leading mountPath (longest first) replaced by its host directory, when
-    `text` is that path, starts with `path/`, or is `scheme://` and such a path."""
+    `text` is that path, starts with `path/`, or is `scheme://` and such a path; a path
+    under one of `image_roots` is left as it is."""
     prefix = ""
     rest = text
     scheme = re.match(r"^([a-z][a-z0-9+.\-]*://)(/.*)$", text)
     if scheme:
         prefix, rest = scheme.group(1), scheme.group(2)
+    if any(rest == root or rest.startswith(root.rstrip("/") + "/") for root in image_roots):
+        return text
     for mount in sorted(mounts, key=len, reverse=True):
         if rest == mount:
             return prefix + mounts[mount]
@@ -349,7 +367,7 @@ def _plan_container(
     # what the spec says is mapped.
     own = container_env(pod, {"name": name}, context)
     env = {
-        key: value if own.get(key) == value else map_path(value, mounts)
+        key: value if own.get(key) == value else map_path(value, mounts, context.image_roots)
         for key, value in env.items()
     }
     for variable in BIND_ADDRESS_ENV:
@@ -360,7 +378,10 @@ def _plan_container(
         # in-cluster configuration needs https and fixed paths; a kubeconfig naming the
         # token file does the same with the local API's plain http
         env.setdefault("KUBECONFIG", context.kubeconfig_path)
-    argv = [map_path(expand(str(a), env), mounts) for a in [*command, *container.get("args", [])]]
+    argv = [
+        map_path(expand(str(a), env), mounts, context.image_roots)
+        for a in [*command, *container.get("args", [])]
+    ]
     return ContainerPlan(
         name=name,
         argv=tuple(argv),
