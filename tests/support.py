@@ -7,6 +7,7 @@ how often the condition is looked at, not a guess at how long something takes.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import socket
 import time
 import zlib
@@ -62,12 +63,15 @@ async def wait_until_async(
     ignore: tuple[type[BaseException], ...] = (),
     in_thread: bool = False,
 ) -> Any:
-    """`wait_until` for a test running on an event loop: it sleeps with asyncio, and runs
-    a blocking `condition` (an API client call) in a thread when `in_thread`."""
+    """`wait_until` for a test running on an event loop: it sleeps with asyncio, runs a
+    blocking `condition` (an API client call) in a thread when `in_thread`, and awaits a
+    `condition` that is a coroutine function."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             last = await asyncio.to_thread(condition) if in_thread else condition()
+            if inspect.isawaitable(last):
+                last = await last
         except ignore as error:
             last = error
         else:

@@ -207,8 +207,4 @@ async def test_an_httproute_splits_by_its_weights(routed):
 
 async def wait_for(check: Any, what: str, timeout_s: float = 30.0) -> None:
     """Until the async `check` holds; each round is a fresh batch of requests."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)  # polling interval
+    await wait_until_async(check, timeout_s, what=what, interval_s=0.05)
