@@ -168,6 +168,24 @@ async def drift_policy_event(
 ) -> None:
     _wake(memo, DRIFT_POLICY, namespace, [name])
     metadata = body.get("metadata", {})
+    status = body.get("status") or {}
+    # Its target reads the policy's verdict and the rollback it asks for (not every report:
+    # the analysis reads those when its measurements are due).
+    verdict = (
+        (status.get("rollback") or {}).get("at"),
+        status.get("severity"),
+        tuple(
+            (c.get("status"), c.get("reason"))
+            for c in status.get("conditions") or []
+            if c.get("type") == "Drifted"
+        ),
+    )
+    target = ((body.get("spec") or {}).get("targetRef") or {}).get("name")
+    verdict_key = (DRIFT_POLICY, namespace or "", name, "verdict")
+    if type == "DELETED":
+        memo.runtime.dependents_saw.pop(verdict_key, None)
+    if target and _changed_for_dependents(memo, verdict_key, verdict):
+        _wake(memo, MODEL_DEPLOYMENT, namespace, [target])
     # Deployments read a policy's spec and whether it exists, not its drift reports.
     signature = (
         type == "DELETED",
