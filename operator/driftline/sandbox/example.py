@@ -44,15 +44,15 @@ WINDOW_ROWS = 3000  # the labelled window the retraining Job trains on
 TRAINING_ROWS = 2000
 
 
-class ExampleMissing(RuntimeError):
-    """The example's folder is not where a source checkout has it."""
+class ExampleError(RuntimeError):
+    """The example cannot be made: its folder is missing, or its program failed."""
 
 
 def churn_data() -> ModuleType:
     """examples/drift-retrain/churn_data.py (a script folder, not a package)."""
     path = EXAMPLE_DIR / "churn_data.py"
     if not path.is_file():
-        raise ExampleMissing(
+        raise ExampleError(
             f"{path} is missing: the sandbox's story uses examples/drift-retrain from a "
             "source checkout (pip install -e '.[sandbox]')"
         )
@@ -67,14 +67,14 @@ def world(name: str, rows: int, seed: int) -> tuple[NDArray[np.float64], NDArray
     """`rows` labelled customers of one of WORLDS (pure, seeded)."""
     data = churn_data()
     if name == "steady":
-        return data.generate(rows, 0.0, seed)  # type: ignore[no-any-return]
+        return data.generate(rows, 0.0, seed)
     if name == "price-rise":
         table, churned = data.generate(rows, 0.0, seed)
         table = table.copy()
         table[:, data.FEATURES.index("monthly_charges")] += PRICE_RISE
         return table, churned
     if name == "new-market":
-        return data.generate(rows, 1.0, seed)  # type: ignore[no-any-return]
+        return data.generate(rows, 1.0, seed)
     raise ValueError(f"unknown world {name!r}; expected one of {', '.join(WORLDS)}")
 
 
@@ -143,7 +143,7 @@ def _train(directory: Path, folder: str, rows_seed: int, version: str, base_url:
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"retrain.py failed for {folder}: {done.stderr.strip()[-800:]}")
+        raise ExampleError(f"retrain.py failed for {folder}: {done.stderr.strip()[-800:]}")
     result: dict[str, Any] = json.loads(result_file.read_text())
     return Built(
         folder,
@@ -177,4 +177,6 @@ def make_artifacts(directory: Path, base_url: str) -> Artifacts:
         name: world(name, TRAFFIC_ROWS, 10 + index)[0].round(2).tolist()
         for index, name in enumerate(WORLDS)
     }
-    return Artifacts(directory, {"v1": v1, "v2": v2, "bad": _bad(directory, v1)}, window_csv, traffic)
+    return Artifacts(
+        directory, {"v1": v1, "v2": v2, "bad": _bad(directory, v1)}, window_csv, traffic
+    )
