@@ -21,7 +21,7 @@ from tests.support import wait_until
 
 STORY_DEADLINE_S = 300.0
 RETRAINED = "churn-drift-retrained-1"
-INFER_EVERY_S = 0.3  # the test's own requests, few beside the story's traffic
+INFER_EVERY_S = 0.2  # the test's own requests, few beside the story's traffic
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,7 @@ def test_a_bad_version_is_aborted_by_analysis_and_v1_keeps_answering(tmp_path: P
 
 # How long the deployment is given to act on the policy's rollback request once the
 # request is in the policy's status (it acts within one reconcile when woken).
-ROLLBACK_ACTED_S = 30.0
+ROLLBACK_ACTED_S = 15.0
 
 
 def test_a_high_drift_rolls_traffic_back_to_v1(tmp_path: Path):

@@ -119,9 +119,9 @@ class Traffic:
             self.errors += 1
             return
         self.answered[version] += 1
-        self.recent = [*self.recent[-19:], version]
+        self.recent = [*self.recent[-39:], version]
 
-    def only(self, version: str, last: int = 10) -> bool:
+    def only(self, version: str, last: int = 20) -> bool:
         tail = self.recent[-last:]
         return len(tail) == last and all(v == version for v in tail)
 
