@@ -287,7 +287,8 @@ def test_a_high_drift_rolls_traffic_back_to_v1(tmp_path: Path):
 
         def rolled_back() -> bool:
             seen.observe()
-            return run.status("modeldeployments", "churn").get("rolledBackVersion") == "churn-v2"
+            history = run.status("modeldeployments", "churn").get("history") or []
+            return any(r["version"] == "churn-v2" and r["outcome"] == "RolledBack" for r in history)
 
         try:
             wait_until(rolled_back, ROLLBACK_ACTED_S, what="the deployment acting on it")
@@ -295,7 +296,9 @@ def test_a_high_drift_rolls_traffic_back_to_v1(tmp_path: Path):
             # Seen here: a DriftPolicy's status change (its rollback request, its verdict)
             # wakes no ModelDeployment (handlers/register.py drift_policy_event wakes
             # dependents only on generation or deletion), so a Healthy follower with
-            # nothing else changing never reads the request. Reported to the lead.
+            # nothing else changing never reads the request. With the policy's
+            # status.rollback and severity added to that signature this test passes
+            # (tried, not committed: handlers/ is not the sandbox's). Reported to the lead.
             pytest.xfail("the operator does not wake the target on a rollback request")
 
         def over() -> bool:
@@ -307,15 +310,22 @@ def test_a_high_drift_rolls_traffic_back_to_v1(tmp_path: Path):
         status = seen.status
     finally:
         run.stop()
-    rolled_back_states = [s for s in seen.states if s.rolled_back == "churn-v2"]
-    assert rolled_back_states, seen.states
+    # the follower never chooses a rolled-back version again, so it serves v1 as its
+    # desired version: rolledBackVersion and RolledBack=True hold only a moment, the
+    # history's RolledBack revision stays
     assert ("True", "High") in seen.drift, seen.drift
-    assert status["rolledBackVersion"] == "churn-v2" and status["rolledBackTo"] == "churn-v1"
-    assert status["stableVersion"] == "churn-v1"
-    assert condition(status, "RolledBack")["status"] == "True"
+    (rolled_back,) = [r for r in status["history"] if r["outcome"] == "RolledBack"]
+    assert rolled_back["version"] == "churn-v2"
+    assert rolled_back["reason"].startswith("DriftRollback"), rolled_back
+    assert status["selectedVersion"] == "churn-v1" and status["stableVersion"] == "churn-v1"
+    after = seen.states[seen.states.index(HEALTHY_V2) + 1 :]
+    assert all(s.stable in ("churn-v2", "churn-v1") for s in after), seen.states
+    assert after and after[-1] == HEALTHY_V1, seen.states
     # v1 answers again after the rollback
-    final = State("Healthy", "churn-v1", "", 0, rolled_back="churn-v2")
-    assert seen.answered_in(final) == {"1.0.0"}, seen.answers[-10:]
+    last_v2 = max(i for i, (_, v) in enumerate(seen.answers) if v == "2.0.0")
+    after_rollback = [v for _, v in seen.answers[last_v2 + 1 :]]
+    assert after_rollback.count("1.0.0") >= 3, after_rollback  # (None: the sandbox stopping)
+    assert set(after_rollback) <= {"1.0.0", None}
     wait_until(lambda: all_gone(list(seen.processes.values())), 30, what="no process left")
     assert not Path(run.state()["podRoot"]).exists()
 

@@ -312,9 +312,9 @@ def healthy_on(status: dict[str, Any], version: str) -> bool:
     )
 
 
-def aborted_in_history(status: dict[str, Any], version: str) -> bool:
+def in_history(status: dict[str, Any], version: str, outcome: str) -> bool:
     return any(
-        r.get("version") == version and r.get("outcome") == "Aborted"
+        r.get("version") == version and r.get("outcome") == outcome
         for r in status.get("history") or []
     )
 
@@ -415,7 +415,7 @@ class Story:
         async def aborted() -> bool:
             status = await self._status("modeldeployments", DEPLOYMENT)
             return (
-                aborted_in_history(status, "churn-v2")
+                in_history(status, "churn-v2", "Aborted")
                 and healthy_on(status, "churn-v1")
                 and self.view.traffic.only("1.0.0")
             )
@@ -460,11 +460,14 @@ class Story:
         self.view.milestones.append(("drift onset -> Drifted", time.monotonic() - onset))
         self._phase("rollback to churn-v1")
 
+        # As with an abort, a follower never chooses a rolled-back version again: once
+        # the rollback is recorded it serves v1 as its desired version, so
+        # rolledBackVersion and RolledBack=True pass in a moment; the history's
+        # RolledBack revision stays.
         async def rolled_back() -> bool:
             status = await self._status("modeldeployments", DEPLOYMENT)
             return (
-                status.get("rolledBackVersion") == "churn-v2"
-                and condition(status, "RolledBack").get("status") == "True"
+                in_history(status, "churn-v2", "RolledBack")
                 and healthy_on(status, "churn-v1")
                 and self.view.traffic.only("1.0.0")
             )
