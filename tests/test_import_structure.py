@@ -177,7 +177,7 @@ def test_the_control_plane_reaches_the_drift_engine_only_from_the_drift_commands
     )
     # the sandbox runs both planes on one machine: its story makes the bundled example
     # (driftline_serving.examples) on the spot
-    assert importers == ["driftline.cli.drift", "driftline.sandbox.story"]
+    assert importers == ["driftline.cli.drift", "driftline.sandbox.example"]
     # and `driftline.cli` itself imports its subcommands only when one runs
     assert not any(
         is_within(name, "driftline_serving") or is_within(name, "driftline.cli.drift")

@@ -21,10 +21,12 @@ from tests.support import wait_until
 NAMESPACE = "sandbox"
 GROUP, VERSION = "driftline.io", "v1alpha1"
 START_DEADLINE_S = 120.0
+# tenure_months, monthly_charges, total_charges, support_calls, contract, payment_method
+TYPICAL_CUSTOMER = [24.0, 65.0, 1560.0, 1.0, 1.0, 0.0]
 
 
 class SandboxRun:
-    def __init__(self, workdir: Path, *args: str) -> None:
+    def __init__(self, workdir: Path, *args: str, scenario: str = "default") -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.output = workdir.parent / f"{workdir.name}.out"
@@ -36,7 +38,8 @@ class SandboxRun:
                     "driftline",
                     "sandbox",
                     "--scenario",
-                    "quick",
+                    scenario,
+                    "--quick",
                     "--workdir",
                     str(workdir),
                     *args,
@@ -80,6 +83,12 @@ class SandboxRun:
         status: dict[str, Any] = obj.get("status") or {}
         return status
 
+    def custom_object(self, plural: str, name: str) -> dict[str, Any]:
+        obj: dict[str, Any] = self._custom.get_namespaced_custom_object(
+            GROUP, VERSION, NAMESPACE, plural, name
+        )
+        return obj
+
     def running_serving_pods(self) -> int:
         try:
             pods = self._core.list_namespaced_pod(NAMESPACE).items
@@ -105,17 +114,15 @@ class SandboxRun:
         addresses = self.state().get("addresses", {}).get("Service/sandbox/churn")
         return addresses[0] if addresses else None
 
-    def infer(self) -> str | None:
-        """One inference request through the Service; the version that answered."""
+    def infer(self, row: list[float] | None = None) -> str | None:
+        """One inference request through the Service (one customer of the example's churn
+        table); the version that answered."""
         address = self.service_address()
         if address is None:
             return None
+        row = row or TYPICAL_CUSTOMER
         body = json.dumps(
-            {
-                "inputs": [
-                    {"name": "input", "shape": [1, 32], "datatype": "FP32", "data": [0.1] * 32}
-                ]
-            }
+            {"inputs": [{"name": "features", "shape": [1, 6], "datatype": "FP32", "data": row}]}
         ).encode()
         request = urllib.request.Request(
             f"http://{address}/v2/models/churn/infer",

@@ -1,5 +1,6 @@
-"""No process outlives the sandbox: after a normal end, and when the operator or the
-sandbox itself is killed (SIGKILL). Ctrl-C is covered by the story's own test."""
+"""No process outlives the sandbox when the operator or the sandbox itself is killed
+(SIGKILL). A normal end (the `bad` and `rollback` scenarios) and Ctrl-C (the default
+story) are covered by test_story."""
 
 from __future__ import annotations
 
@@ -30,18 +31,6 @@ def serving(run: SandboxRun) -> list[psutil.Process]:
     assert any("driftline-serve" in n for n in started), started
     assert any("driftline.operator" in n for n in started), started
     return processes
-
-
-def test_a_normal_end_leaves_no_process(tmp_path: Path):
-    run = SandboxRun(tmp_path / "sandbox")
-    try:
-        processes = serving(run)
-        assert run.process.wait(timeout=DEADLINE_S) == 0, run.log()
-    finally:
-        run.stop()
-    wait_until(lambda: all_gone(processes), 30, what="no process left")
-    # the workdir was the test's own (--workdir), so it stays; the pods' folders go
-    assert not Path(run.state()["podRoot"]).exists()
 
 
 def test_when_the_operator_dies_the_sandbox_stops_everything_and_fails(tmp_path: Path):

@@ -284,3 +284,37 @@ def test_the_kubelet_s_own_values_are_never_mapped_even_under_a_mount_path():
     assert only.env["PATH"] == "/tmp/venv/bin:/usr/bin"
     assert only.env["CACHE"] == "/sbx/7/v/t/cache"
     assert only.argv == ("/sbx/7/v/t/tool",)  # the spec's own path is the volume's
+
+
+def test_a_downward_api_volume_writes_the_annotation_a_retraining_job_reads():
+    # the operator hands a retraining Job its context this way (render/retraining.py)
+    spec_pod = pod(
+        container(volumeMounts=[{"name": "ctx", "mountPath": "/var/run/ctx"}]),
+        volumes=[
+            {
+                "name": "ctx",
+                "downwardAPI": {
+                    "items": [
+                        {
+                            "path": "context.json",
+                            "fieldRef": {"fieldPath": "metadata.annotations['example/context']"},
+                        },
+                        {"path": "app", "fieldRef": {"fieldPath": "metadata.labels['app']"}},
+                    ]
+                },
+            }
+        ],
+    )
+    spec_pod["metadata"]["annotations"] = {"example/context": '{"trigger": "t1"}'}
+    plan = plan_pod(spec_pod, CONTEXT)
+    assert plan.files["/sbx/7/v/ctx/context.json"] == '{"trigger": "t1"}'
+    assert plan.files["/sbx/7/v/ctx/app"] == "a"
+
+
+def test_a_downward_api_item_other_than_a_field_ref_is_refused_by_name():
+    volume = {
+        "name": "ctx",
+        "downwardAPI": {"items": [{"path": "cpu", "resourceFieldRef": {"resource": "limits.cpu"}}]},
+    }
+    with pytest.raises(PlanError, match="downwardAPI item 'cpu': only fieldRef"):
+        plan_pod(pod(container(), volumes=[volume]), CONTEXT)

@@ -18,6 +18,7 @@ from rich.live import Live
 
 from driftline.render.labels import service_name
 from driftline.sandbox import display, processes
+from driftline.sandbox.example import ExampleError, make_artifacts
 from driftline.sandbox.podstatus import is_pod_ready
 from driftline.sandbox.runtime import Sandbox, SandboxFailed, first_of
 from driftline.sandbox.story import (
@@ -28,9 +29,11 @@ from driftline.sandbox.story import (
     Story,
     StoryFailed,
     View,
-    make_artifacts,
     monitor,
     send_traffic,
+)
+from driftline.sandbox.story import (
+    scenario as choose_scenario,
 )
 
 EXIT_INTERRUPTED = 130
@@ -50,10 +53,13 @@ async def run(sandbox: Sandbox, keep: bool, console: Console) -> None:
         addresses = sandbox.router.addresses.get(service_key) if sandbox.router else None
         return addresses[0] if addresses else None
 
-    view.scenario = sandbox.scenario.name
+    view.scenario = sandbox.scenario.label
     view.enter("making the example's artifacts")
-    artifacts = await asyncio.to_thread(make_artifacts, sandbox.workdir / "artifacts")
-    await sandbox.serve_artifacts(artifacts.directory)
+    directory = sandbox.workdir / "artifacts"
+    directory.mkdir(parents=True, exist_ok=True)
+    # served first: the models' URIs (and the retraining Job's) name the server's address
+    await sandbox.serve_artifacts(directory)
+    artifacts = await asyncio.to_thread(make_artifacts, directory, sandbox.artifacts_url)
     view.enter("starting the local API, kubelet and operator")
     await sandbox.start_apiserver()
     sandbox.start_cluster_tasks()
@@ -66,7 +72,9 @@ async def run(sandbox: Sandbox, keep: bool, console: Console) -> None:
     helpers = [
         asyncio.create_task(monitor(sandbox.kube, view), name="status monitor"),
         asyncio.create_task(
-            send_traffic(view, service_address, sandbox.scenario.traffic_interval_s),
+            send_traffic(
+                view, service_address, sandbox.scenario.traffic_interval_s, artifacts.traffic
+            ),
             name="traffic",
         ),
     ]
@@ -80,12 +88,12 @@ async def run(sandbox: Sandbox, keep: bool, console: Console) -> None:
     finally:
         if live.is_started:
             live.stop()
+    view.report_url = await report_url(sandbox)
     console.print(display.summary(view))
     if keep:
         address = service_address()
         console.print(f"kubeconfig:     {sandbox.kubeconfig}")
         console.print(f"inference URL:  http://{address}/v2/models/{MODEL}/infer")
-        console.print(f"report URL:     {await report_url(sandbox)}")
         if sandbox.prometheus_url:
             console.print(f"prometheus:     {sandbox.prometheus_url}")
         console.print("everything keeps running; Ctrl-C stops it")
@@ -115,6 +123,11 @@ async def report_url(sandbox: Sandbox) -> str:
     help="Which story to run: "
     + "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values()),
 )
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Short canary pauses, probe periods, drift and analysis intervals (tests, CI).",
+)
 @click.option("--keep", is_flag=True, help="Leave everything running at the end (Ctrl-C stops it).")
 @click.option(
     "--workdir",
@@ -123,7 +136,7 @@ async def report_url(sandbox: Sandbox) -> str:
     help="Where the kubeconfig, logs, artifacts and sandbox.json go (default: a new temporary "
     "folder, removed at a successful end unless --keep).",
 )
-def sandbox(scenario: str, keep: bool, workdir: Path | None) -> None:
+def sandbox(scenario: str, quick: bool, keep: bool, workdir: Path | None) -> None:
     """Run Driftline end to end on this machine: the real operator against the local
     Kubernetes API, pods as local processes, the bundled example rolled out as a canary."""
     own_workdir = workdir is None
@@ -136,7 +149,7 @@ def sandbox(scenario: str, keep: bool, workdir: Path | None) -> None:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    box = Sandbox(directory, SCENARIOS[scenario], View())
+    box = Sandbox(directory, choose_scenario(scenario, quick), View())
     code = asyncio.run(_main(box, keep, console))
     if code == 0 and own_workdir and not keep:
         shutil.rmtree(directory, ignore_errors=True)
@@ -166,7 +179,7 @@ async def _main(box: Sandbox, keep: bool, console: Console) -> int:
             raise
         console.print("interrupted: stopping everything")
         return EXIT_INTERRUPTED
-    except (SandboxFailed, StoryFailed) as error:
+    except (SandboxFailed, StoryFailed, ExampleError) as error:
         console.print(f"[red]sandbox failed:[/red] {error}")
         return 1
     finally:

@@ -24,7 +24,7 @@ DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 # The servers' documented bind-address variables: a real pod's processes own the pod's
 # network namespace, here they must bind its loopback address (set unless the spec does).
 BIND_ADDRESS_ENV = ("DRIFTLINE_HOST", "DRIFTLINE_EVALUATOR_HOST")
-SUPPORTED_VOLUMES = ("emptyDir", "projected", "secret", "configMap")
+SUPPORTED_VOLUMES = ("emptyDir", "projected", "secret", "configMap", "downwardAPI")
 
 
 class PlanError(ValueError):
@@ -213,7 +213,7 @@ def container_env(
 def _volume_files(
     volume: Mapping[str, Any], directory: str, pod: Mapping[str, Any], context: PodContext
 ) -> dict[str, str]:
-    """The files a projected/secret/configMap volume holds, by host path."""
+    """The files a projected/downwardAPI/secret/configMap volume holds, by host path."""
     files: dict[str, str] = {}
     name = volume["name"]
     if "projected" in volume:
@@ -228,16 +228,15 @@ def _volume_files(
                     if item["key"] in data:
                         files[os.path.join(directory, item["path"])] = data[item["key"]]
             elif "downwardAPI" in source:
-                for item in source["downwardAPI"].get("items") or []:
-                    path = item["fieldRef"]["fieldPath"]
-                    files[os.path.join(directory, item["path"])] = field_value(
-                        pod, path, context.pod_ip
-                    )
+                files.update(_downward_files(source["downwardAPI"], directory, pod, context))
             elif "secret" in source:
                 ref = source["secret"]
                 data = context.secrets.get(ref.get("name", ""), {})
                 for key, value in data.items():
                     files[os.path.join(directory, key)] = value
+    elif "downwardAPI" in volume:
+        # a retraining Job's context file (driftline.api.retraining) comes this way
+        files.update(_downward_files(volume["downwardAPI"], directory, pod, context))
     elif "secret" in volume or "configMap" in volume:
         kind = "secret" if "secret" in volume else "configMap"
         ref = volume[kind]
@@ -249,6 +248,21 @@ def _volume_files(
         data = found or {}
         for key, value in data.items():
             files[os.path.join(directory, key)] = value
+    return files
+
+
+def _downward_files(
+    source: Mapping[str, Any], directory: str, pod: Mapping[str, Any], context: PodContext
+) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for item in source.get("items") or []:
+        if "fieldRef" not in item:
+            raise PlanError(
+                f"downwardAPI item {item.get('path')!r}: only fieldRef is supported by the "
+                "sandbox kubelet"
+            )
+        path = item["fieldRef"]["fieldPath"]
+        files[os.path.join(directory, item["path"])] = field_value(pod, path, context.pod_ip)
     return files
 
 
