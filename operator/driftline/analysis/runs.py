@@ -17,7 +17,7 @@ worth judging yet.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
@@ -145,15 +145,7 @@ def builtin_thresholds(analysis: Analysis) -> builtin.BuiltinThresholds:
 
 
 def _with_error_limit(settings: GateSettings, analysis: Analysis) -> GateSettings:
-    return GateSettings(
-        name=settings.name,
-        interval_seconds=settings.interval_seconds,
-        count=settings.count,
-        failure_limit=settings.failure_limit,
-        consecutive_error_limit=analysis.consecutive_error_limit,
-        min=settings.min,
-        max=settings.max,
-    )
+    return replace(settings, consecutive_error_limit=analysis.consecutive_error_limit)
 
 
 def is_gated(spec: ModelDeploymentSpec, *, has_policy: bool) -> bool:
