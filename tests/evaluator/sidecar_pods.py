@@ -108,6 +108,8 @@ class Pod:
             "1.0",
             "--track",
             track,
+            "--pod-name",
+            name,
         ]
         process = subprocess.Popen(
             args, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env
@@ -123,7 +125,8 @@ class Pod:
         except OSError:
             return False
 
-    def infer(self, rows: np.ndarray, request_id: str) -> None:
+    def infer(self, rows: np.ndarray, request_id: str) -> dict[str, str]:
+        """The answer's headers, names lower-cased."""
         body = orjson.dumps(
             {
                 "id": request_id,
@@ -137,8 +140,9 @@ class Pod:
                 ],
             }
         )
-        status, answer, _ = self.server.post("/v2/models/mlp/infer", body)
+        status, answer, headers = self.server.post("/v2/models/mlp/infer", body)
         assert status == 200, answer
+        return {name.lower(): value for name, value in headers.items()}
 
     def evaluator_metrics(self) -> str:
         with urllib.request.urlopen(

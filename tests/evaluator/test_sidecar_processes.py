@@ -134,6 +134,9 @@ def test_api_failing_for_a_while_loses_no_verdict(api, start_pod) -> None:
 def test_feedback_labels_reach_the_evaluator(api, start_pod) -> None:
     pod = start_pod("mlp-0")
     traffic(pod, 10, drift=False, seed=40)
+    # each answer names the pod whose sidecar remembers it: where its label must go
+    rows = np.random.default_rng(41).normal(size=(1, MLP_INPUTS))
+    assert pod.infer(rows, "mlp-0-41-0")["driftline-pod"] == "mlp-0"
     status, body, _ = pod.server.post(
         "/v2/models/mlp/feedback",
         orjson.dumps(

@@ -8,7 +8,8 @@ from rich.console import Console
 
 from driftline.cli import main
 from driftline.sandbox import display
-from driftline.sandbox.story import SCENARIOS, Traffic, View
+from driftline.sandbox.story import SCENARIOS, View
+from driftline.sandbox.traffic import LabelFeed, Traffic
 
 
 def text(renderable: object) -> str:
@@ -34,6 +35,7 @@ def test_the_live_panel_shows_phase_tracks_weights_traffic_and_events():
         versions={"churn-v1": "Ready", "churn-v2": "Ready"},
         events=["Normal StepAdvanced churn: step 1/2"],
         traffic=traffic,
+        feed=LabelFeed(delivered=140, undelivered=3),
     )
     shown = text(display.live(view))
     assert "phase: canary churn-v2" in shown
@@ -42,6 +44,7 @@ def test_the_live_panel_shows_phase_tracks_weights_traffic_and_events():
     assert any("stable" in line and "churn-v1" in line and "75%" in line for line in lines)
     assert any("canary (step 0)" in line and "churn-v2" in line and "25%" in line for line in lines)
     assert "1.0.0: 2, 2.0.0: 1" in shown and "errors: 1" in shown
+    assert "labels fed back: 140 (undelivered 3)" in shown
     assert "StepAdvanced" in shown
     assert "churn-v1=Ready" in shown
 
@@ -119,6 +122,13 @@ def test_the_live_panel_shows_the_analysis_gates_drift_scores_and_retraining():
                     "modelVersion": "churn-v2",
                     "evaluation": {
                         "severity": "Medium",
+                        "performance": {
+                            "metric": "accuracy",
+                            "value": 0.7912,
+                            "baseline": 0.785,
+                            "labels": 150,
+                            "dropped": False,
+                        },
                         "features": [
                             {"name": "monthly_charges", "drifted": True, "statistic": 0.61234},
                             {"name": "tenure_months", "drifted": False, "statistic": 0.05},
@@ -142,7 +152,10 @@ def test_the_live_panel_shows_the_analysis_gates_drift_scores_and_retraining():
     assert "success-rate [canary] Running: 0.985  (ok 1, failed 0)" in shown
     assert "drift [canary] Running: -" in shown
     assert "drift: drifted, severity Medium, features monthly_charges" in shown
-    assert "churn-stable-a (churn-v2): Medium  drifted: monthly_charges=0.612" in shown
+    assert (
+        "churn-stable-a (churn-v2): Medium  accuracy 0.791 of 150 labels (offline 0.785)  "
+        "drifted: monthly_charges=0.612"
+    ) in shown
     assert "tenure_months=" not in shown  # only the drifted features' scores
     assert "retraining churn-drift-retrain-1 -> churn-drift-retrained-1: Succeeded" in shown
 

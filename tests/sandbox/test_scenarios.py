@@ -26,6 +26,7 @@ ARTIFACTS = Artifacts(
     models={"v1": Built("v1", "a" * 64, "b" * 64, {"accuracy": 0.78})},
     window_csv=Path("/work/sbx/artifacts/price-rise-window.csv"),
     traffic={},
+    labels={},
 )
 
 

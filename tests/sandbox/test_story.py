@@ -65,6 +65,8 @@ class Observer:
     started: set[str] = field(default_factory=set)
     last_request: float = 0.0
     status: dict[str, Any] = field(default_factory=dict)  # the deployment's, latest
+    # ModelVersion -> the pods' performance readings from the labels fed back, by time
+    performance: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     rows: dict[str, list[list[float]]] = field(
         default_factory=lambda: {
             name: example.world(name, 400, 90 + index)[0].round(2).tolist()
@@ -93,6 +95,11 @@ class Observer:
         verdict = (condition(policy, "Drifted").get("status", ""), policy.get("severity", ""))
         if verdict[0] and (not self.drift or self.drift[-1] != verdict):
             self.drift.append(verdict)
+        for report in (policy.get("pods") or {}).values():
+            evaluation = report.get("evaluation") or {}
+            if evaluation.get("performance") and report.get("modelVersion"):
+                readings = self.performance.setdefault(report["modelVersion"], {})
+                readings[evaluation["time"]] = evaluation["performance"]
         if time.monotonic() - self.last_request >= INFER_EVERY_S:
             self.last_request = time.monotonic()
             rows = self.rows[self.world()]
@@ -103,12 +110,32 @@ class Observer:
                 self.processes[process.pid] = process
                 self.started.update(names([process]))
 
+    def measured(self, version: str) -> list[dict[str, Any]]:
+        """Readings of `version` with a value (at least minLabels labels joined), in time
+        order."""
+        readings = sorted(self.performance.get(version, {}).items())
+        return [r for _, r in readings if r.get("value") is not None]
+
     def answered_in(self, wanted: State) -> set[str | None]:
         return {version for state, version in self.answers if state == wanted}
 
     def alive(self) -> None:
         if self.run.process.poll() is not None and self.run.process.returncode != 0:
             raise AssertionError(f"the sandbox failed:\n{self.run.log()}")
+
+
+def assert_accuracy_near_offline(
+    seen: Observer, *versions: tuple[str, float], every: bool = True
+) -> None:
+    """Each version's pods measured its accuracy on the labels fed back (minLabels 50),
+    within the policy's allowed drop of 0.2 from its offline value: its first reading (on
+    the steady world), or `every` one."""
+    for version, offline in versions:
+        measured = seen.measured(version)
+        assert measured, (version, seen.performance)
+        for reading in measured if every else measured[:1]:
+            assert reading["labels"] >= 50 and reading["baseline"] == offline, reading
+            assert abs(reading["value"] - offline) < 0.2 and not reading["dropped"], reading
 
 
 def ordered(states: list[State], *wanted: State) -> bool:
@@ -205,6 +232,9 @@ def test_the_default_story_retrains_on_drift_and_ctrl_c_leaves_nothing_behind(tm
     assert seen.answered_in(HEALTHY_V2) == {"2.0.0"}
     assert {"2.0.0", label} <= set().union(*(seen.answered_in(s) for s in canary_retrained))
     assert seen.answered_in(healthy_retrained) == {label}
+    # the traffic's labels reached the pods that answered: the sidecars measured each
+    # stable version's accuracy on them, near its offline value (the price rise leaves it)
+    assert_accuracy_near_offline(seen, ("churn-v1", 0.7775), ("churn-v2", 0.785))
     # every process it started is gone: the API, the operator, the pods' containers
     for part in ("apiserver", "driftline.operator", "driftline-serve", "driftline-evaluator"):
         assert any(part in n for n in seen.started), (part, seen.started)
@@ -304,6 +334,9 @@ def test_a_high_drift_rolls_traffic_back_to_v1(tmp_path: Path):
     # desired version: rolledBackVersion and RolledBack=True hold only a moment, the
     # history's RolledBack revision stays
     assert ("True", "High") in seen.drift, seen.drift
+    # (v1's first, on the steady world: back on v1 after the rollback, the new market's
+    # labels take its accuracy down too)
+    assert_accuracy_near_offline(seen, ("churn-v1", 0.7775), every=False)
     (rolled_back,) = [r for r in status["history"] if r["outcome"] == "RolledBack"]
     assert rolled_back["version"] == "churn-v2"
     assert rolled_back["reason"].startswith("DriftRollback"), rolled_back

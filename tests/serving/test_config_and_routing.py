@@ -28,6 +28,7 @@ def test_environment_fills_in_and_flags_win():
         "DRIFTLINE_ARTIFACT_DIR": "/cache",
         "DRIFTLINE_SHA256": "",
         "DRIFTLINE_DRIFT_FLUSH_MS": "250",
+        "DRIFTLINE_POD_NAME": "churn-stable-7f9c",
     }
     config = parse_config(["--port", "9100", "--no-gpu"], environ)
     assert config.model_name == "from-env"
@@ -39,6 +40,7 @@ def test_environment_fills_in_and_flags_win():
     assert config.artifact_dir == Path("/cache")
     assert config.sha256 is None
     assert config.drift_flush_ms == 250.0
+    assert config.pod_name == "churn-stable-7f9c"
 
 
 def test_metric_identity_and_request_limits_from_flags_and_environment():

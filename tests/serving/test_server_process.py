@@ -217,6 +217,16 @@ def test_body_over_the_limit_is_a_413_and_the_server_keeps_serving(mlp_server):
     assert mlp_server.post(INFER, good_body())[0] == 200
 
 
+def test_answers_name_no_pod_when_feedback_is_off(start_server, mlp_file):
+    # Driftline-Pod says where labels for the answer must go; with no drift sampling the
+    # server takes no labels, so it names nothing (tests/evaluator: the header with it on)
+    server = start_server("mlp", str(mlp_file.path), "--pod-name", "mlp-0")
+    server.wait_ready()
+    status, _, headers = server.post(INFER, good_body())
+    assert status == 200
+    assert "driftline-pod" not in {name.lower() for name in headers}
+
+
 def test_unknown_model_and_endpoint_are_404(mlp_server):
     status, body, _ = mlp_server.post("/v2/models/other/infer", good_body())
     assert status == 404

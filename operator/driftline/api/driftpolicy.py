@@ -511,6 +511,18 @@ class FeatureResult(ApiModel):
     drifted: bool = Field(description="The feature's verdict.")
 
 
+class PerformanceReading(ApiModel):
+    """The model's metric on the window's labelled predictions (spec.performance)."""
+
+    metric: str = Field(description="accuracy or f1.", max_length=64)
+    value: float | None = Field(
+        None, description="The metric on the labelled predictions; none under minLabels."
+    )
+    baseline: float = Field(description="The ModelVersion's offline value it is compared with.")
+    labels: int = Field(description="Labels joined to predictions in the window.", ge=0)
+    dropped: bool = Field(description="The metric fell past the policy's allowed drop.")
+
+
 class Evaluation(ApiModel):
     """One evaluation of a window."""
 
@@ -521,6 +533,11 @@ class Evaluation(ApiModel):
     severity: Severity = Field(description="None, Low, Medium or High.")
     features: list[FeatureResult] = Field(
         default_factory=list, description="Per-feature results.", max_length=1000
+    )
+    performance: PerformanceReading | None = Field(
+        None,
+        description="The model's measured performance from labels fed back, when "
+        "spec.performance is set and the ModelVersion has the baseline metric.",
     )
 
 

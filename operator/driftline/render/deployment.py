@@ -86,6 +86,8 @@ def server_env(
         env.append(_env("DRIFTLINE_DRIFT_SAMPLING_RATE", policy.spec.sampling.rate))
         env.append(_env("DRIFTLINE_DRIFT_QUEUE_ROWS", policy.spec.sampling.queue_size))
         env.append(_env("DRIFTLINE_DRIFT_SAMPLE_SOCKET", SAMPLE_SOCKET))
+        # answers name their pod, where labels for them must be sent (docs/evaluator.md)
+        env.append(_field_env("DRIFTLINE_POD_NAME", "metadata.name"))
     return env
 
 

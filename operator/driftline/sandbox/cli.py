@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.live import Live
 
 from driftline.render.labels import service_name
-from driftline.sandbox import display, processes
+from driftline.sandbox import display, example, processes
 from driftline.sandbox.example import ExampleError, make_artifacts
 from driftline.sandbox.podstatus import is_pod_ready
 from driftline.sandbox.runtime import Sandbox, SandboxFailed, first_of
@@ -30,11 +30,11 @@ from driftline.sandbox.story import (
     StoryFailed,
     View,
     monitor,
-    send_traffic,
 )
 from driftline.sandbox.story import (
     scenario as choose_scenario,
 )
+from driftline.sandbox.traffic import send_labels, send_traffic
 
 EXIT_INTERRUPTED = 130
 
@@ -73,10 +73,19 @@ async def run(sandbox: Sandbox, keep: bool, console: Console) -> None:
         asyncio.create_task(monitor(sandbox.kube, view), name="status monitor"),
         asyncio.create_task(
             send_traffic(
-                view, service_address, sandbox.scenario.traffic_interval_s, artifacts.traffic
+                view.traffic,
+                view.feed,
+                lambda: view.world,
+                service_address,
+                sandbox.scenario.traffic_interval_s,
+                artifacts.traffic,
+                artifacts.labels,
+                MODEL,
+                example.INPUT_NAME,
             ),
             name="traffic",
         ),
+        asyncio.create_task(send_labels(view.feed, sandbox.kube, NAMESPACE, MODEL), name="labels"),
     ]
     sandbox.tasks.extend(helpers)
     live = Live(display.live(view), console=console, transient=True, auto_refresh=False)

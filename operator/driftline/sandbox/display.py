@@ -67,6 +67,7 @@ def drift_lines(view: View) -> list[str]:
         lines.append(
             f"  {pod} ({report.get('modelVersion') or '-'}): "
             f"{evaluation.get('severity', report.get('state', '-'))}"
+            + _performance(evaluation.get("performance"))
             + (f"  drifted: {scores}" if scores else "")
         )
     for run in view.policy.get("retrainings") or []:
@@ -75,6 +76,18 @@ def drift_lines(view: View) -> list[str]:
             f"{run.get('phase', '')} {run.get('message') or ''}".rstrip()
         )
     return lines
+
+
+def _performance(reading: dict[str, Any] | None) -> str:
+    """The live metric from labels fed back, next to the offline one."""
+    if not reading:
+        return ""
+    value = reading.get("value")
+    shown = f"{value:.3f}" if isinstance(value, int | float) else "-"
+    return (
+        f"  {reading.get('metric', '')} {shown} of {reading.get('labels', 0)} labels "
+        f"(offline {reading.get('baseline', 0):.3f}{', dropped' if reading.get('dropped') else ''})"
+    )
 
 
 def _score(feature: dict[str, Any]) -> str:
@@ -98,7 +111,10 @@ def live(view: View) -> RenderableType:
     )
     versions = "  ".join(f"{name}={phase or '-'}" for name, phase in sorted(view.versions.items()))
     answered = ", ".join(f"{v}: {n}" for v, n in sorted(view.traffic.answered.items())) or "-"
-    traffic = Text(f"answers by version: {answered}   errors: {view.traffic.errors}")
+    traffic = Text(
+        f"answers by version: {answered}   errors: {view.traffic.errors}   "
+        f"labels fed back: {view.feed.delivered} (undelivered {view.feed.undelivered})"
+    )
     details = [Text(line) for line in [*analysis_lines(status), *drift_lines(view)]]
     events = Text("\n".join(view.events[-6:]) or "(no events yet)", style="dim")
     notes = [Text(note, style="italic") for note in view.notes]

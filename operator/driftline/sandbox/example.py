@@ -105,6 +105,7 @@ class Artifacts:
     models: dict[str, Built]  # "v1", "v2", "bad"
     window_csv: Path  # the retraining Job's labelled window
     traffic: dict[str, list[list[float]]]  # world -> rows
+    labels: dict[str, list[int]]  # world -> each row's true label (1: churned)
 
 
 def retrain_command(data: Path, published_uri: str, seed: int, version: str) -> list[str]:
@@ -173,10 +174,10 @@ def make_artifacts(directory: Path, base_url: str) -> Artifacts:
     v2 = _train(directory, "v2", 2, "2.0.0", base_url)
     window_csv = directory / "price-rise-window.csv"
     data.write_csv(window_csv, *world("price-rise", WINDOW_ROWS, 3))
-    traffic = {
-        name: world(name, TRAFFIC_ROWS, 10 + index)[0].round(2).tolist()
-        for index, name in enumerate(WORLDS)
-    }
+    traffic, labels = {}, {}
+    for index, name in enumerate(WORLDS):
+        rows, churned = world(name, TRAFFIC_ROWS, 10 + index)
+        traffic[name], labels[name] = rows.round(2).tolist(), churned.astype(int).tolist()
     return Artifacts(
-        directory, {"v1": v1, "v2": v2, "bad": _bad(directory, v1)}, window_csv, traffic
+        directory, {"v1": v1, "v2": v2, "bad": _bad(directory, v1)}, window_csv, traffic, labels
     )

@@ -3,7 +3,9 @@ and brought back (sandbox/example.py makes the models, data and traffic).
 
 1. the first ModelVersion is verified by its real Job and goes Ready;
 2. the DriftPolicy and the ModelDeployment, which follows the model (`versionSelector`),
-   go Healthy on it, and the steady traffic through the Service is answered by it;
+   go Healthy on it, and the steady traffic through the Service is answered by it; each
+   request's true label is fed back to the pod that answered (sandbox/traffic.py), and
+   its drift sidecars measure the version's live accuracy;
 3. the second ModelVersion goes Ready, the deployment moves to it by itself as a canary,
    gated by analysis (built-in gates from the pods' /metrics, the drift gate);
 4. by scenario: `default` promotes it, then the traffic drifts (Medium): the policy's
@@ -19,10 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import sys
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,6 +32,7 @@ import aiohttp
 from driftline.sandbox import example
 from driftline.sandbox.example import Artifacts, Built
 from driftline.sandbox.kube import Kube, KubeError
+from driftline.sandbox.traffic import LabelFeed, Traffic
 
 NAMESPACE = "sandbox"
 DEPLOYMENT = "churn"
@@ -107,26 +108,6 @@ class StoryFailed(RuntimeError):
 
 
 @dataclass
-class Traffic:
-    """Answers of the steady traffic, by the model version that answered."""
-
-    answered: Counter[str] = field(default_factory=Counter)
-    errors: int = 0
-    recent: list[str] = field(default_factory=list)  # the last answers' versions
-
-    def record(self, version: str | None) -> None:
-        if version is None:
-            self.errors += 1
-            return
-        self.answered[version] += 1
-        self.recent = [*self.recent[-39:], version]
-
-    def only(self, version: str, last: int = 20) -> bool:
-        tail = self.recent[-last:]
-        return len(tail) == last and all(v == version for v in tail)
-
-
-@dataclass
 class View:
     """What the display shows; the story and its monitor keep it current."""
 
@@ -142,6 +123,7 @@ class View:
     milestones: list[tuple[str, float]] = field(default_factory=list)
     world: str = "steady"  # which world the traffic comes from (example.WORLDS)
     traffic: Traffic = field(default_factory=Traffic)
+    feed: LabelFeed = field(default_factory=LabelFeed)  # the traffic's labels, fed back
     notes: list[str] = field(default_factory=list)
     report_url: str = ""
     phase_started: float = field(default_factory=time.monotonic)
@@ -292,6 +274,11 @@ def drift_policy(scenario: Scenario, artifacts: Artifacts, base_url: str) -> dic
         "significance": 0.001,
         "correction": "Bonferroni",
         "hysteresis": {"consecutiveWindows": 2, "cooldownSeconds": 60},
+        # the traffic's labels, fed back: the live accuracy against the ModelVersion's
+        # offline one. The price rise leaves it (0.78 against 0.78, sandbox/example.py);
+        # the new market takes it to 0.51, which is High. A drop of 0.2 is 3.4 standard
+        # errors of the smallest window measured (50 labels) away from the steady world.
+        "performance": {"metric": "accuracy", "minLabels": 50, "maxAbsoluteDrop": 0.2},
         "actions": actions,
     }
     if any(a["action"] == "Retrain" for a in actions):
@@ -302,6 +289,13 @@ def drift_policy(scenario: Scenario, artifacts: Artifacts, base_url: str) -> dic
         "metadata": {"name": POLICY, "namespace": NAMESPACE},
         "spec": spec,
     }
+
+
+def measured_accuracy(report: dict[str, Any]) -> float | None:
+    """A pod report's live metric from labels fed back (None under minLabels)."""
+    performance = (report.get("evaluation") or {}).get("performance") or {}
+    value = performance.get("value")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def healthy_on(status: dict[str, Any], version: str) -> bool:
@@ -368,6 +362,14 @@ class Story:
         status = await self._status("modeldeployments", DEPLOYMENT)
         return healthy_on(status, name) and self.view.traffic.only(label)
 
+    async def _accuracy_measured(self, name: str) -> bool:
+        pods = (await self._status("driftpolicies", POLICY)).get("pods") or {}
+        return any(
+            measured_accuracy(report) is not None
+            for report in pods.values()
+            if report.get("modelVersion") == name
+        )
+
     async def _create_version(self, name: str, label: str, built: str) -> None:
         body = model_version(name, label, self.base_url, self.artifacts.models[built])
         await self.kube.create(GROUP, "modelversions", NAMESPACE, body)
@@ -387,6 +389,11 @@ class Story:
         await self._until(
             "churn Healthy on churn-v1, answering with 1.0.0",
             lambda: self._serving("churn-v1", "1.0.0"),
+        )
+        self._phase("labels fed back to churn-v1")
+        await self._until(
+            "churn-v1's drift sidecars measuring its accuracy on the labels fed back",
+            lambda: self._accuracy_measured("churn-v1"),
         )
         self._phase("verifying churn-v2")
         await self._create_version(
@@ -476,47 +483,6 @@ class Story:
         self.view.milestones.append(
             ("drift onset -> traffic on a good version", time.monotonic() - onset)
         )
-
-
-async def send_traffic(
-    view: View,
-    address: Callable[[], str | None],
-    interval_s: float,
-    rows: dict[str, list[list[float]]],
-    seed: int = 0,
-) -> None:
-    """Steady inference requests through the Service, one connection each, from the world
-    the view names (the story switches it)."""
-    rng = random.Random(seed)
-    async with aiohttp.ClientSession() as session:
-        while True:
-            target = address()
-            if target is not None:
-                row = rng.choice(rows[view.world])
-                body = {
-                    "inputs": [
-                        {
-                            "name": example.INPUT_NAME,
-                            "shape": [1, len(row)],
-                            "datatype": "FP32",
-                            "data": row,
-                        }
-                    ]
-                }
-                version: str | None = None
-                try:
-                    async with session.post(
-                        f"http://{target}/v2/models/{MODEL}/infer",
-                        json=body,
-                        headers={"Connection": "close"},
-                        timeout=aiohttp.ClientTimeout(total=5),
-                    ) as response:
-                        if response.status == 200:
-                            version = (await response.json()).get("model_version")
-                except (aiohttp.ClientError, TimeoutError, ValueError):
-                    version = None
-                view.traffic.record(version)
-            await asyncio.sleep(interval_s)  # the traffic's pace
 
 
 async def monitor(kube: Kube, view: View) -> None:

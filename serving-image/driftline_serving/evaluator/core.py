@@ -117,7 +117,7 @@ def evaluation_wire(report: DriftReport, time: str) -> dict[str, Any]:
         }
         for f in (*report.features, *(r for r in (report.prediction, report.confidence) if r))
     ]
-    return {
+    wire: dict[str, Any] = {
         "time": time,
         "samples": report.samples,
         "invalidSamples": report.invalid_rows + report.invalid_values,
@@ -127,6 +127,17 @@ def evaluation_wire(report: DriftReport, time: str) -> dict[str, Any]:
         "severity": report.severity.value,
         "features": [{k: v for k, v in f.items() if v is not None} for f in features],
     }
+    # Always named: the status is merge-patched, so a reading that stops must be nulled.
+    wire["performance"] = None
+    if report.performance is not None:
+        wire["performance"] = {
+            "metric": report.performance.metric,
+            "value": _finite(report.performance.value),  # null until minLabels are in
+            "baseline": report.performance.baseline,
+            "labels": report.performance.labels,
+            "dropped": report.performance.dropped,
+        }
+    return wire
 
 
 def _finite(value: float | None) -> float | None:

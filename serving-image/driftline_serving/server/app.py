@@ -78,6 +78,10 @@ class ModelState(Enum):
     FAILED = "failed"
 
 
+# Names the pod whose drift sidecar remembers an answer (ServerConfig.pod_name).
+POD_HEADER = b"driftline-pod"
+
+
 def error_response(status: int, message: str) -> Response:
     return Response(status, encode_error(message))
 
@@ -121,6 +125,11 @@ class ServingApp:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
         self._metadata_body = b""
         self._ready_body = orjson.dumps({"name": config.model_name, "ready": True})
+        # Where labels for an answer's id must go (see ServerConfig.pod_name).
+        feedback_on = any(isinstance(o, FeedbackReceiver) for o in self.all_observers)
+        self._answer_headers: tuple[tuple[bytes, bytes], ...] = (
+            ((POD_HEADER, config.pod_name.encode()),) if feedback_on and config.pod_name else ()
+        )
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -384,14 +393,17 @@ class ServingApp:
                     self.config.model_name, self.config.model_version, request.request_id, selected
                 )
                 if json_length is None:
-                    reply(Response(200, payload))
+                    reply(Response(200, payload, headers=self._answer_headers))
                 else:
                     reply(
                         Response(
                             200,
                             payload,
                             OCTET_STREAM,
-                            ((HEADER_LENGTH_HEADER.encode(), str(json_length).encode()),),
+                            (
+                                (HEADER_LENGTH_HEADER.encode(), str(json_length).encode()),
+                                *self._answer_headers,
+                            ),
                         )
                     )
                 outcome = "success"

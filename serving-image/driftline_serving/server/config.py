@@ -57,6 +57,10 @@ class ServerConfig:
     drift_sampling_rate: float = 0.0
     drift_queue_rows: int = 10_000
     drift_flush_ms: float = 50.0
+    # This pod's name: with drift sampling on, every answer names the pod in the
+    # Driftline-Pod header, because only this pod's sidecar remembers the answer's id and
+    # a label sent through a load-balanced Service would mostly reach another pod.
+    pod_name: str | None = None
 
     @property
     def metrics_version(self) -> str:
@@ -109,6 +113,11 @@ _OPTIONS: tuple[tuple[str, str, str], ...] = (
         "drift_flush_ms",
         "float",
         "how often sampled rows are shipped to the sidecar (longer: fewer, larger frames)",
+    ),
+    (
+        "pod_name",
+        "str",
+        "this pod's name, sent in the Driftline-Pod header of answers when feedback is on",
     ),
 )
 
