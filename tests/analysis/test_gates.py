@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -47,6 +48,14 @@ def test_a_new_run_is_running_and_measures_at_once() -> None:
     state = start(T0)
     assert verdict(state, ERROR_RATE).verdict == "Running"
     assert next_measurement_at(state, ERROR_RATE) == T0
+
+
+def test_an_initial_delay_puts_off_only_the_first_measurement() -> None:
+    delayed = replace(ERROR_RATE, initial_delay_seconds=12)
+    state = start(T0)
+    assert next_measurement_at(state, delayed) == T0 + timedelta(seconds=12)
+    state = record(state, delayed, OK, T0 + timedelta(seconds=12))
+    assert next_measurement_at(state, delayed) == T0 + timedelta(seconds=42)
 
 
 def test_measurements_are_due_one_interval_after_the_last() -> None:
@@ -214,6 +223,8 @@ def test_naive_times_are_refused() -> None:
         ({"failure_limit": -1}, "failure_limit"),
         ({"consecutive_error_limit": -1}, "consecutive_error_limit"),
         ({"history_limit": 0}, "history_limit"),
+        ({"initial_delay_seconds": -1}, "initial_delay_seconds"),
+        ({"initial_delay_seconds": math.nan}, "initial_delay_seconds"),
         ({"name": ""}, "name is empty"),
     ],
 )

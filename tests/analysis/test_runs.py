@@ -122,6 +122,23 @@ def test_a_step_run_starts_once_the_canary_is_ready_and_measures_after_an_interv
     assert runs.next_due_seconds(world.spec, world.status, has_policy=False, now=world.now) == 10
 
 
+def test_an_initial_delay_comes_before_the_first_interval_only():
+    world = started(AnalysedWorld(canary_spec(initial_delay_seconds=7)))
+    # Argo's initialDelay: new pods get time to be scraped before the first window begins
+    assert runs.next_due_seconds(world.spec, world.status, has_policy=False, now=world.now) == 17
+    world.now += timedelta(seconds=16)
+    assert world.due() == []
+    world.next_measurement(success=Value(0.99))
+    # later measurements are one interval apart
+    assert runs.next_due_seconds(world.spec, world.status, has_policy=False, now=world.now) == 10
+    # every gate of the run shares it, the built-in ones too
+    builtin = canary_spec(initial_delay_seconds=7, builtin=BuiltinGates())
+    assert {
+        d.settings.initial_delay_seconds
+        for d in runs.gate_definitions(builtin.strategy.analysis, has_policy=True)
+    } == {7}
+
+
 def test_a_passing_run_advances_the_step_and_the_next_step_gets_its_own_run():
     world = started(AnalysedWorld(canary_spec()))
     world.next_measurement(success=Value(0.99))

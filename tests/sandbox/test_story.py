@@ -204,6 +204,9 @@ def test_the_default_story_retrains_on_drift_and_ctrl_c_leaves_nothing_behind(tm
         prometheus = run.state()["prometheus"]
         assert (prometheus is not None) == (shutil.which("prometheus") is not None)
         if prometheus is not None:
+            # the analysis' built-in gates queried it (two queries per track and
+            # measurement), before any query of this test
+            assert instant_queries(prometheus) >= 4
             wait_until(
                 lambda: scraped_pods(prometheus) >= 2,
                 60,
@@ -351,6 +354,20 @@ def test_a_high_drift_rolls_traffic_back_to_v1(tmp_path: Path):
     assert set(after_rollback) <= {"1.0.0", None}
     wait_until(lambda: all_gone(list(seen.processes.values())), 30, what="no process left")
     assert not Path(run.state()["podRoot"]).exists()
+
+
+def instant_queries(prometheus: str) -> int:
+    """Instant queries Prometheus answered, from its own /metrics."""
+    with urllib.request.urlopen(f"{prometheus}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("prometheus_http_requests_total{")
+            and 'handler="/api/v1/query"' in line
+        )
+    )
 
 
 def scraped_pods(prometheus: str) -> int:

@@ -42,6 +42,8 @@ class GateSettings:
     count: int
     failure_limit: int = 0
     consecutive_error_limit: int = DEFAULT_CONSECUTIVE_ERROR_LIMIT
+    # before the first measurement's interval begins (new pods not yet scraped)
+    initial_delay_seconds: float = 0.0
     min: float | None = None
     max: float | None = None
     history_limit: int = DEFAULT_HISTORY_LIMIT
@@ -52,6 +54,10 @@ class GateSettings:
             problems.append("name is empty")
         if not (self.interval_seconds > 0 and math.isfinite(self.interval_seconds)):
             problems.append(f"interval_seconds must be positive, not {self.interval_seconds}")
+        if not (self.initial_delay_seconds >= 0 and math.isfinite(self.initial_delay_seconds)):
+            problems.append(
+                f"initial_delay_seconds must not be negative, not {self.initial_delay_seconds}"
+            )
         if self.count < 1:
             problems.append(f"count must be at least 1, not {self.count}")
         if self.failure_limit < 0:
@@ -88,6 +94,7 @@ def prometheus_gate_settings(gate: PrometheusGate, analysis: Analysis) -> GateSe
         count=analysis.count,
         failure_limit=gate.failure_limit,
         consecutive_error_limit=analysis.consecutive_error_limit,
+        initial_delay_seconds=analysis.initial_delay_seconds,
         min=gate.min,
         max=gate.max,
     )
@@ -243,7 +250,7 @@ def next_measurement_at(state: GateState, settings: GateSettings) -> datetime | 
         return None
     last = state.last
     if last is None:
-        return state.started_at
+        return state.started_at + timedelta(seconds=settings.initial_delay_seconds)
     return last.at + timedelta(seconds=settings.interval_seconds)
 
 

@@ -95,6 +95,7 @@ def gate_definitions(
         "interval_seconds": analysis.interval_seconds,
         "count": analysis.count,
         "consecutive_error_limit": analysis.consecutive_error_limit,
+        "initial_delay_seconds": analysis.initial_delay_seconds,
     }
     gates = [
         GateDefinition("Prometheus", prometheus_gate_settings(gate, analysis), gate.query)
@@ -103,7 +104,7 @@ def gate_definitions(
     if analysis.builtin is not None:
         thresholds = builtin_thresholds(analysis)
         gates += [
-            GateDefinition("Builtin", _with_error_limit(settings, analysis))
+            GateDefinition("Builtin", _with_run_settings(settings, analysis))
             for settings in builtin.builtin_gates(
                 thresholds,
                 analysis.interval_seconds,
@@ -144,8 +145,13 @@ def builtin_thresholds(analysis: Analysis) -> builtin.BuiltinThresholds:
     )
 
 
-def _with_error_limit(settings: GateSettings, analysis: Analysis) -> GateSettings:
-    return replace(settings, consecutive_error_limit=analysis.consecutive_error_limit)
+def _with_run_settings(settings: GateSettings, analysis: Analysis) -> GateSettings:
+    """The analysis' settings that every gate of a run shares."""
+    return replace(
+        settings,
+        consecutive_error_limit=analysis.consecutive_error_limit,
+        initial_delay_seconds=analysis.initial_delay_seconds,
+    )
 
 
 def is_gated(spec: ModelDeploymentSpec, *, has_policy: bool) -> bool:
@@ -252,8 +258,11 @@ def gate_run(definition: GateDefinition, track: str, state: GateState) -> GateRu
 def _gate_due_at(gate: GateRun, definition: GateDefinition) -> datetime | None:
     if gate.verdict != "Running":
         return None
-    last = gate.recent[-1].at if gate.recent else gate.started_at
-    return last + timedelta(seconds=definition.settings.interval_seconds)
+    settings = definition.settings
+    if gate.recent:
+        return gate.recent[-1].at + timedelta(seconds=settings.interval_seconds)
+    delay = settings.initial_delay_seconds + settings.interval_seconds
+    return gate.started_at + timedelta(seconds=delay)
 
 
 def _definitions_for(

@@ -363,6 +363,13 @@ class Analysis(ApiModel):
     """The automatic gates a rollout step must pass."""
 
     interval_seconds: int = Field(30, description="Time between measurements.", ge=1)
+    initial_delay_seconds: int = Field(
+        0,
+        description="How long a run waits before its first measurement's interval begins "
+        "(Argo Rollouts' initialDelay): time for new pods to be scraped by Prometheus.",
+        ge=0,
+        le=3600,
+    )
     count: int = Field(3, description="Measurements per analysis run.", ge=1, le=100)
     consecutive_error_limit: int = Field(
         4,

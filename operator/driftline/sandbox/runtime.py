@@ -147,6 +147,9 @@ class Sandbox:
     async def start_operator(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         env.pop("KUBERNETES_SERVICE_HOST", None)
+        env.pop("DRIFTLINE_PROMETHEUS_URL", None)
+        if self.prometheus_url:  # the analysis' built-in gates query it (docs/analysis.md)
+            env["DRIFTLINE_PROMETHEUS_URL"] = self.prometheus_url
         await self._start_part(
             "operator",
             [
@@ -189,14 +192,18 @@ class Sandbox:
         """Where a `prometheus` binary exists: scraping ready pods found by file discovery."""
         binary = shutil.which("prometheus")
         if binary is None:
-            self.view.notes.append("no prometheus binary: analysis uses built-in gates")
+            self.view.notes.append(
+                "no prometheus binary: the analysis' built-in gates read the pods' /metrics"
+            )
             return
         directory = self.workdir / "prometheus"
         directory.mkdir(parents=True, exist_ok=True)
         targets = directory / "targets.json"
         targets.write_text("[]")
         config = {
-            "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+            # every second: the quick scenarios' analysis measures 4 s windows, and
+            # increase() needs two samples in one
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "scrape_configs": [
                 {
                     "job_name": "driftline-pods",

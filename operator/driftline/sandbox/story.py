@@ -56,8 +56,10 @@ class Scenario:
     traffic_interval_s: float = 0.1
     phase_timeout_s: float = 180.0
     drift_interval_s: int = 10
-    # the analysis gates' interval (built-in gates from the pods' /metrics, drift gate)
+    # the analysis gates' interval (built-in gates, drift gate), and the wait before a
+    # run's first interval: a new pod is in Prometheus' file discovery within about 2 s
     analysis_interval_s: int = 10
+    analysis_delay_s: int = 3
 
     @property
     def label(self) -> str:
@@ -176,12 +178,14 @@ def model_deployment(scenario: Scenario) -> dict[str, Any]:
                         {"weight": 100, "analysis": False},
                     ]
                 },
-                # Gates with no Prometheus needed: the built-in ones read the pods' own
-                # /metrics, the drift gate the canary's sidecar reports. The sandbox's
-                # traffic is light, so the minimum counts are small and the latency bound
-                # loose (timings on a busy laptop are noisy).
+                # Gates with no PromQL to write: the built-in ones read the sandbox's
+                # Prometheus where one runs (the operator's DRIFTLINE_PROMETHEUS_URL),
+                # else the pods' own /metrics; the drift gate the canary's sidecar
+                # reports. The sandbox's traffic is light, so the minimum counts are small
+                # and the latency bound loose (timings on a busy laptop are noisy).
                 "analysis": {
                     "intervalSeconds": scenario.analysis_interval_s,
+                    "initialDelaySeconds": scenario.analysis_delay_s,
                     "count": 2,
                     "builtin": {"minRequests": 5, "maxP99Ratio": 20},
                 },
