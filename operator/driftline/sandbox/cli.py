@@ -21,11 +21,13 @@ from driftline.sandbox import display, processes
 from driftline.sandbox.example import ExampleError, make_artifacts
 from driftline.sandbox.podstatus import is_pod_ready
 from driftline.sandbox.runtime import Sandbox, SandboxFailed, first_of
+from driftline.sandbox.slots import NoFreeSlot, claim_slot
 from driftline.sandbox.story import (
     DEPLOYMENT,
     MODEL,
     NAMESPACE,
     SCENARIOS,
+    Scenario,
     Story,
     StoryFailed,
     View,
@@ -53,6 +55,7 @@ async def run(sandbox: Sandbox, keep: bool, console: Console) -> None:
         addresses = sandbox.router.addresses.get(service_key) if sandbox.router else None
         return addresses[0] if addresses else None
 
+    sandbox.write_state()  # the slot and the folders, before anything else starts
     view.scenario = sandbox.scenario.label
     view.enter("making the example's artifacts")
     directory = sandbox.workdir / "artifacts"
@@ -149,13 +152,23 @@ def sandbox(scenario: str, quick: bool, keep: bool, workdir: Path | None) -> Non
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    box = Sandbox(directory, choose_scenario(scenario, quick), View())
-    code = asyncio.run(_main(box, keep, console))
+    code = _run(directory, choose_scenario(scenario, quick), keep, console)
     if code == 0 and own_workdir and not keep:
         shutil.rmtree(directory, ignore_errors=True)
     elif code != 0:
         console.print(f"logs and state kept in {directory}")
     sys.exit(code)
+
+
+def _run(directory: Path, scenario: Scenario, keep: bool, console: Console) -> int:
+    """The sandbox on an address slot of its own, held until it ends; its exit status."""
+    try:
+        with claim_slot() as claim:
+            box = Sandbox(directory, scenario, View(), claim.addresses)
+            return asyncio.run(_main(box, keep, console))
+    except NoFreeSlot as error:
+        console.print(f"[red]sandbox failed:[/red] {error}")
+        return 1
 
 
 async def _main(box: Sandbox, keep: bool, console: Console) -> int:

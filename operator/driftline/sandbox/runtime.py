@@ -5,6 +5,7 @@ The local API and the operator are processes (`python -m driftline apiserver
 kubelet, the controllers, the router and the Prometheus target writer are tasks of this
 process, clients of the API over HTTP like their real counterparts. If the API or the
 operator dies, the sandbox stops everything and fails; nothing it started outlives it.
+Its loopback addresses come from the slot it claimed (slots.py).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from driftline.sandbox.kube import Kube, KubeError
 from driftline.sandbox.kubelet import Kubelet, KubeletOptions
 from driftline.sandbox.podstatus import is_pod_ready
 from driftline.sandbox.routing import Router
+from driftline.sandbox.slots import AddressBlock
 from driftline.sandbox.story import Scenario, View
 
 START_DEADLINE_S = 60.0
@@ -62,6 +64,7 @@ class Sandbox:
     workdir: Path
     scenario: Scenario
     view: View
+    block: AddressBlock
     pod_root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dls-")))
     parts: list[Part] = field(default_factory=list)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -94,6 +97,8 @@ class Sandbox:
                 for key, value in (self.router.addresses if self.router else {}).items()
             },
             "podRoot": str(self.pod_root),
+            "slot": self.block.slot,
+            "network": self.block.network,
         }
         temporary = self.state_path.with_suffix(".tmp")
         temporary.write_text(json.dumps(state, indent=2))
@@ -172,11 +177,12 @@ class Sandbox:
                 root=str(self.pod_root),
                 api_host=address.hostname or "127.0.0.1",
                 api_port=address.port or 80,
+                block=self.block,
                 max_probe_period_s=self.scenario.max_probe_period_s,
                 restart_backoff_base_s=self.scenario.restart_backoff_base_s,
             ),
         )
-        self.router = Router(self.kube)
+        self.router = Router(self.kube, self.block)
         self.router.on_change = self.write_state
         for name, coroutine in (
             ("kubelet", kubelet.run()),
