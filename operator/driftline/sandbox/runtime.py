@@ -5,7 +5,8 @@ The local API and the operator are processes (`python -m driftline apiserver
 kubelet, the controllers, the router and the Prometheus target writer are tasks of this
 process, clients of the API over HTTP like their real counterparts. If the API or the
 operator dies, the sandbox stops everything and fails; nothing it started outlives it.
-Its loopback addresses come from the slot it claimed (slots.py).
+Its loopback addresses come from the slot it claimed (slots.py); its pods' folders live
+in a folder of its own that a later sandbox removes if this one is killed (leftovers.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import os
 import shutil
 import socket
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Awaitable
@@ -34,6 +34,7 @@ from driftline.sandbox import processes
 from driftline.sandbox.controllers import Controllers
 from driftline.sandbox.kube import Kube, KubeError
 from driftline.sandbox.kubelet import Kubelet, KubeletOptions
+from driftline.sandbox.leftovers import POD_ROOT_PREFIX, OwnedFolder
 from driftline.sandbox.podstatus import is_pod_ready
 from driftline.sandbox.routing import Router
 from driftline.sandbox.slots import AddressBlock
@@ -65,7 +66,7 @@ class Sandbox:
     scenario: Scenario
     view: View
     block: AddressBlock
-    pod_root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dls-")))
+    pod_folder: OwnedFolder = field(default_factory=lambda: OwnedFolder.make(POD_ROOT_PREFIX))
     parts: list[Part] = field(default_factory=list)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     kube: Kube | None = None
@@ -74,6 +75,10 @@ class Sandbox:
     artifacts_url: str = ""
     prometheus_url: str = ""
     _artifact_runner: aiohttp.web.AppRunner | None = None
+
+    @property
+    def pod_root(self) -> Path:
+        return self.pod_folder.path
 
     @property
     def kubeconfig(self) -> Path:
@@ -274,7 +279,7 @@ class Sandbox:
             await self.kube.close()
         if self._artifact_runner is not None:
             await self._artifact_runner.cleanup()
-        shutil.rmtree(self.pod_root, ignore_errors=True)
+        self.pod_folder.remove()
         processes.kill_all()
 
 
