@@ -19,7 +19,12 @@ from tests.apiserver_support import running_apiserver
 from tests.support import wait_until_async
 
 SCHEMA = Path(__file__).parents[1] / "fixtures" / "gateway-api" / "httproute-v1.schema.json"
-PODS = {"stable": "127.10.50.2", "canary": "127.10.50.3"}
+TRACKS = ("stable", "canary")
+
+
+def pod_ip(block: AddressBlock, track: str) -> str:
+    """The stand-in pod's address: from the test's own block, as a kubelet's would be."""
+    return block.pod(TRACKS.index(track))
 
 
 def httproute_crd() -> dict[str, Any]:
@@ -82,10 +87,10 @@ async def get(address: str) -> str | None:
     return response.split(b"\r\n\r\n", 1)[1].decode() if b"\r\n\r\n" in response else None
 
 
-async def set_ready(kube: Kube, track: str, ready: bool) -> None:
+async def set_ready(kube: Kube, block: AddressBlock, track: str, ready: bool) -> None:
     status = {
         "phase": "Running",
-        "podIP": PODS[track],
+        "podIP": pod_ip(block, track),
         "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
     }
     await kube.patch("v1", "pods", "ml", f"pod-{track}", {"status": status}, subresource="status")
@@ -99,8 +104,8 @@ async def routed(block: AddressBlock) -> AsyncIterator[tuple[Kube, Router]]:
             "apiextensions.k8s.io/v1", "customresourcedefinitions", None, httproute_crd()
         )
         await kube.create("v1", "namespaces", None, {"metadata": {"name": "ml"}})
-        servers = [await answer_with(track, ip) for track, ip in PODS.items()]
-        for track in PODS:
+        servers = [await answer_with(track, pod_ip(block, track)) for track in TRACKS]
+        for track in TRACKS:
             pod = {
                 "metadata": {"name": f"pod-{track}", "labels": {"app": "churn", "track": track}},
                 "spec": {
@@ -114,7 +119,7 @@ async def routed(block: AddressBlock) -> AsyncIterator[tuple[Kube, Router]]:
                 },
             }
             await kube.create("v1", "pods", "ml", pod)
-            await set_ready(kube, track, True)
+            await set_ready(kube, block, track, True)
         for name, selector in (
             ("churn", {"app": "churn"}),
             ("churn-stable", {"track": "stable"}),
@@ -153,7 +158,7 @@ async def test_a_service_answers_on_its_own_address_from_ready_pods_only(routed)
         return await answers(address) == {"stable", "canary"}
 
     await wait_for(both, "both pods answering")
-    await set_ready(kube, "canary", False)
+    await set_ready(kube, router.block, "canary", False)
 
     async def stable_only() -> bool:
         return await answers(address) == {"stable"}
