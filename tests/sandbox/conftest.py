@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from driftline.api.modelversion import ModelVersion
 from driftline.render.deployment import render_deployment
 from driftline.render.settings import RenderSettings
 from driftline.render.verification import render_verification_job
+from driftline.sandbox.slots import AddressBlock, claim_slot
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 UID = "00000000-0000-0000-0000-000000000001"
@@ -71,3 +73,11 @@ def pod_from(template: dict[str, Any], name: str, namespace: str = "ml") -> dict
 @pytest.fixture
 def deployment_pod() -> dict[str, Any]:
     return pod_from(rendered_deployment()["spec"]["template"], "churn-stable-abc12")
+
+
+@pytest.fixture
+def block() -> Iterator[AddressBlock]:
+    """An address slot of the test's own, as a sandbox claims one: tests running beside
+    each other and beside real sandboxes never bind the same address."""
+    with claim_slot() as claim:
+        yield claim.addresses

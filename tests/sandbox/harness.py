@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 import kubernetes
 import psutil
 
+from driftline.sandbox.leftovers import WORKDIR_PREFIX
 from tests.support import wait_until
 
 NAMESPACE = "sandbox"
@@ -26,10 +29,27 @@ TYPICAL_CUSTOMER = [24.0, 65.0, 1560.0, 1.0, 1.0, 0.0]
 
 
 class SandboxRun:
-    def __init__(self, workdir: Path, *args: str, scenario: str = "default") -> None:
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.output = workdir.parent / f"{workdir.name}.out"
+    def __init__(
+        self,
+        workdir: Path | None,
+        *args: str,
+        scenario: str = "default",
+        tmpdir: Path | None = None,
+    ) -> None:
+        """`workdir` None: the sandbox makes its own. `tmpdir`: its TMPDIR, where its own
+        workdir and its pods' folders go."""
+        self._given_workdir = workdir
+        self.tmpdir = tmpdir
+        if workdir is not None:
+            workdir.mkdir(parents=True, exist_ok=True)
+            self.output = workdir.parent / f"{workdir.name}.out"
+        else:
+            assert tmpdir is not None, "a sandbox that makes its own workdir needs a tmpdir"
+            handle, name = tempfile.mkstemp(prefix="sandbox-", suffix=".out", dir=tmpdir)
+            os.close(handle)
+            self.output = Path(name)
+        workdir_option = ["--workdir", str(workdir)] if workdir is not None else []
+        env = {**os.environ, "TMPDIR": str(tmpdir)} if tmpdir is not None else None
         with self.output.open("wb") as out:
             self.process = subprocess.Popen(
                 [
@@ -40,26 +60,39 @@ class SandboxRun:
                     "--scenario",
                     scenario,
                     "--quick",
-                    "--workdir",
-                    str(workdir),
+                    *workdir_option,
                     *args,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                env=env,
             )
         self._custom: Any = None
         self._core: Any = None
 
+    @property
+    def workdir(self) -> Path | None:
+        """The given workdir, or the one the sandbox made (once its sandbox.json names
+        this process)."""
+        if self._given_workdir is not None or self.tmpdir is None:
+            return self._given_workdir
+        for path in self.tmpdir.glob(f"{WORKDIR_PREFIX}*/sandbox.json"):
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(path.read_text()).get("pid") == self.process.pid:
+                    return path.parent
+        return None
+
     def log(self) -> str:
         """For failure messages only."""
         parts = [self.output.read_text(errors="replace")[-3000:]]
-        for log in sorted((self.workdir / "logs").glob("*.log")):
+        logs = self.workdir / "logs" if self.workdir else None
+        for log in sorted(logs.glob("*.log")) if logs else []:
             parts.append(f"--- {log.name}\n" + log.read_text(errors="replace")[-3000:])
         return "\n".join(parts)
 
     def state(self) -> dict[str, Any]:
-        path = self.workdir / "sandbox.json"
-        if not path.exists():
+        path = self.workdir / "sandbox.json" if self.workdir else None
+        if path is None or not path.exists():
             return {}
         state: dict[str, Any] = json.loads(path.read_text())
         return state
@@ -109,6 +142,10 @@ class SandboxRun:
             NAMESPACE, label_selector=f"job-name={job}"
         ).items
         return pods
+
+    def pod_ips(self) -> set[str]:
+        pods = self._core.list_namespaced_pod(NAMESPACE).items
+        return {p.status.pod_ip for p in pods if p.status is not None and p.status.pod_ip}
 
     def service_address(self) -> str | None:
         addresses = self.state().get("addresses", {}).get("Service/sandbox/churn")

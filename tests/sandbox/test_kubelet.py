@@ -23,6 +23,7 @@ from driftline.render.security import ARTIFACT_DIR
 from driftline.sandbox.kube import Kube
 from driftline.sandbox.kubelet import Kubelet, KubeletOptions
 from driftline.sandbox.plan import DEFAULT_TERMINATION_MESSAGE_PATH
+from driftline.sandbox.slots import AddressBlock
 from tests.apiserver_support import running_apiserver
 from tests.sandbox.conftest import pod_from, rendered_deployment
 from tests.support import wait_until_async
@@ -101,7 +102,7 @@ async def wait_until_async_coroutine(check: Any, *, what: str, timeout_s: float 
 
 
 @pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
+async def node(tmp_path: Path, block: AddressBlock) -> AsyncIterator[Node]:
     with running_apiserver() as api:
         api.controllers.disable_all()
         kube = Kube(api.url)
@@ -113,6 +114,7 @@ async def node(tmp_path: Path) -> AsyncIterator[Node]:
                 root=str(root),
                 api_host=address.hostname or "",
                 api_port=address.port or 0,
+                block=block,
                 restart_backoff_base_s=0.1,
                 max_probe_period_s=0.2,
             ),
@@ -161,7 +163,7 @@ async def test_the_rendered_pod_runs_with_exactly_its_argv_env_and_volumes(node,
     status = pod["status"]
     assert status["phase"] == "Succeeded", json.dumps(status["containerStatuses"])
     pod_ip = status["podIP"]
-    assert pod_ip.startswith("127.10.")
+    assert pod_ip == node.kubelet.options.block.pod(0)  # the first of the kubelet's own block
     for container_status in status["containerStatuses"]:
         terminated = container_status["state"]["terminated"]
         assert terminated["exitCode"] == 0

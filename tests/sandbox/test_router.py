@@ -14,11 +14,17 @@ import pytest
 
 from driftline.sandbox.kube import Kube
 from driftline.sandbox.routing import Router
+from driftline.sandbox.slots import AddressBlock
 from tests.apiserver_support import running_apiserver
 from tests.support import wait_until_async
 
 SCHEMA = Path(__file__).parents[1] / "fixtures" / "gateway-api" / "httproute-v1.schema.json"
-PODS = {"stable": "127.10.50.2", "canary": "127.10.50.3"}
+TRACKS = ("stable", "canary")
+
+
+def pod_ip(block: AddressBlock, track: str) -> str:
+    """The stand-in pod's address: from the test's own block, as a kubelet's would be."""
+    return block.pod(TRACKS.index(track))
 
 
 def httproute_crd() -> dict[str, Any]:
@@ -81,25 +87,25 @@ async def get(address: str) -> str | None:
     return response.split(b"\r\n\r\n", 1)[1].decode() if b"\r\n\r\n" in response else None
 
 
-async def set_ready(kube: Kube, track: str, ready: bool) -> None:
+async def set_ready(kube: Kube, block: AddressBlock, track: str, ready: bool) -> None:
     status = {
         "phase": "Running",
-        "podIP": PODS[track],
+        "podIP": pod_ip(block, track),
         "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
     }
     await kube.patch("v1", "pods", "ml", f"pod-{track}", {"status": status}, subresource="status")
 
 
 @pytest.fixture
-async def routed() -> AsyncIterator[tuple[Kube, Router]]:
+async def routed(block: AddressBlock) -> AsyncIterator[tuple[Kube, Router]]:
     with running_apiserver() as api:
         kube = Kube(api.url)
         await kube.create(
             "apiextensions.k8s.io/v1", "customresourcedefinitions", None, httproute_crd()
         )
         await kube.create("v1", "namespaces", None, {"metadata": {"name": "ml"}})
-        servers = [await answer_with(track, ip) for track, ip in PODS.items()]
-        for track in PODS:
+        servers = [await answer_with(track, pod_ip(block, track)) for track in TRACKS]
+        for track in TRACKS:
             pod = {
                 "metadata": {"name": f"pod-{track}", "labels": {"app": "churn", "track": track}},
                 "spec": {
@@ -113,7 +119,7 @@ async def routed() -> AsyncIterator[tuple[Kube, Router]]:
                 },
             }
             await kube.create("v1", "pods", "ml", pod)
-            await set_ready(kube, track, True)
+            await set_ready(kube, block, track, True)
         for name, selector in (
             ("churn", {"app": "churn"}),
             ("churn-stable", {"track": "stable"}),
@@ -124,7 +130,7 @@ async def routed() -> AsyncIterator[tuple[Kube, Router]]:
                 "spec": {"selector": selector, "ports": [{"port": 80, "targetPort": "http"}]},
             }
             await kube.create("v1", "services", "ml", service)
-        router = Router(kube)
+        router = Router(kube, block)
         task = asyncio.create_task(router.run())
         try:
             yield kube, router
@@ -146,13 +152,13 @@ async def test_a_service_answers_on_its_own_address_from_ready_pods_only(routed)
     address = await wait_until_async(
         lambda: (router.addresses.get(("Service", "ml", "churn")) or [None])[0], 30, what="address"
     )
-    assert address.startswith("127.20.") and address.endswith(":8080")  # port 80 -> 8080
+    assert address == f"{router.block.service(0)}:8080"  # port 80 -> 8080
 
     async def both() -> bool:
         return await answers(address) == {"stable", "canary"}
 
     await wait_for(both, "both pods answering")
-    await set_ready(kube, "canary", False)
+    await set_ready(kube, router.block, "canary", False)
 
     async def stable_only() -> bool:
         return await answers(address) == {"stable"}
@@ -182,7 +188,7 @@ async def test_an_httproute_splits_by_its_weights(routed):
     address = await wait_until_async(
         lambda: (router.addresses.get(("HTTPRoute", "ml", "churn")) or [None])[0], 30, what="route"
     )
-    assert address.startswith("127.30.")
+    assert address == f"{router.block.route(0)}:8080"
 
     async def only(track: str) -> bool:
         return await answers(address) == {track}

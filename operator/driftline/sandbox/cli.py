@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import signal
 import sys
 import tempfile
@@ -17,15 +16,18 @@ from rich.console import Console
 from rich.live import Live
 
 from driftline.render.labels import service_name
-from driftline.sandbox import display, example, processes
+from driftline.sandbox import display, example, leftovers, processes
 from driftline.sandbox.example import ExampleError, make_artifacts
+from driftline.sandbox.leftovers import WORKDIR_PREFIX, OwnedFolder
 from driftline.sandbox.podstatus import is_pod_ready
 from driftline.sandbox.runtime import Sandbox, SandboxFailed, first_of
+from driftline.sandbox.slots import NoFreeSlot, claim_slot
 from driftline.sandbox.story import (
     DEPLOYMENT,
     MODEL,
     NAMESPACE,
     SCENARIOS,
+    Scenario,
     Story,
     StoryFailed,
     View,
@@ -53,6 +55,7 @@ async def run(sandbox: Sandbox, keep: bool, console: Console) -> None:
         addresses = sandbox.router.addresses.get(service_key) if sandbox.router else None
         return addresses[0] if addresses else None
 
+    sandbox.write_state()  # the slot and the folders, before anything else starts
     view.scenario = sandbox.scenario.label
     view.enter("making the example's artifacts")
     directory = sandbox.workdir / "artifacts"
@@ -148,9 +151,7 @@ async def report_url(sandbox: Sandbox) -> str:
 def sandbox(scenario: str, quick: bool, keep: bool, workdir: Path | None) -> None:
     """Run Driftline end to end on this machine: the real operator against the local
     Kubernetes API, pods as local processes, the bundled example rolled out as a canary."""
-    own_workdir = workdir is None
-    directory = workdir or Path(tempfile.mkdtemp(prefix="driftline-sandbox-"))
-    directory.mkdir(parents=True, exist_ok=True)
+    owned, directory = _workdir(workdir)
     console = Console(stderr=False)
     (directory / "logs").mkdir(exist_ok=True)
     logging.basicConfig(
@@ -158,13 +159,39 @@ def sandbox(scenario: str, quick: bool, keep: bool, workdir: Path | None) -> Non
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    box = Sandbox(directory, choose_scenario(scenario, quick), View())
-    code = asyncio.run(_main(box, keep, console))
-    if code == 0 and own_workdir and not keep:
-        shutil.rmtree(directory, ignore_errors=True)
-    elif code != 0:
+    leftovers.remove_abandoned(Path(tempfile.gettempdir()), keep=[directory])
+    code = 1
+    try:
+        code = _run(directory, choose_scenario(scenario, quick), keep, console)
+    finally:
+        if owned is not None and code == 0 and not keep:
+            owned.remove()
+        elif owned is not None:
+            owned.disown()  # kept for the user to read: no later sandbox removes it
+    if code != 0:
         console.print(f"logs and state kept in {directory}")
     sys.exit(code)
+
+
+def _run(directory: Path, scenario: Scenario, keep: bool, console: Console) -> int:
+    """The sandbox on an address slot of its own, held until it ends; its exit status."""
+    try:
+        with claim_slot() as claim:
+            box = Sandbox(directory, scenario, View(), claim.addresses)
+            return asyncio.run(_main(box, keep, console))
+    except NoFreeSlot as error:
+        console.print(f"[red]sandbox failed:[/red] {error}")
+        return 1
+
+
+def _workdir(given: Path | None) -> tuple[OwnedFolder | None, Path]:
+    """The folder the user named, or one of the sandbox's own (removed if it is killed)."""
+    if given is None:
+        owned = OwnedFolder.make(WORKDIR_PREFIX)
+        return owned, owned.path
+    given.mkdir(parents=True, exist_ok=True)
+    leftovers.disown(given)  # a dead sandbox's workdir, reused: now the user's
+    return None, given
 
 
 async def _main(box: Sandbox, keep: bool, console: Console) -> int:

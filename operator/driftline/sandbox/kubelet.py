@@ -1,8 +1,8 @@
 """The sandbox's kubelet: a client of the API that runs the Pods bound to its node as
 local processes, probes them, restarts them, and writes their status back.
 
-Each pod gets its own loopback address (127.10.0.0/16), so its containers listen on their
-own ports as in a pod network; its volumes are directories under the pod's own folder
+Each pod gets its own loopback address from the sandbox's block (slots.py: 127.S.0.2,
+127.S.0.3, ...), so its containers listen on their own ports as in a pod network; its volumes are directories under the pod's own folder
 (see plan.py for how paths are mapped). The rules (plan, status, probes, restarts) are
 pure functions in plan.py and podstatus.py; this module does the I/O.
 """
@@ -36,6 +36,7 @@ from driftline.sandbox.podstatus import (
     should_restart,
     termination_message,
 )
+from driftline.sandbox.slots import AddressBlock
 
 log = logging.getLogger("driftline.sandbox.kubelet")
 NODE_NAME = "sandbox"
@@ -48,14 +49,6 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def pod_address(index: int) -> str:
-    """The index-th pod IP: 127.10.0.2, 127.10.0.3, ... (never 127.0.0.1, the host's)."""
-    if not 0 <= index < 65000:
-        raise ValueError(f"pod address index {index} is out of range")
-    number = index + 2
-    return f"127.10.{number // 256}.{number % 256}"
-
-
 def default_path_env() -> str:
     """Where the containers' commands are found: this Python's scripts, then the system's."""
     return os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"])
@@ -66,6 +59,7 @@ class KubeletOptions:
     root: str  # pods' folders live here (kept short: Unix socket paths are limited)
     api_host: str
     api_port: int
+    block: AddressBlock  # where the pods' IPs come from
     node_name: str = NODE_NAME
     # A probe's period, at most this (None: as the spec says). The sandbox's quick
     # scenarios shorten it; the probes themselves and their thresholds stay real.
@@ -395,7 +389,7 @@ class Kubelet:
             index = self._next_address
             self._next_address += 1
             directory = os.path.join(self.options.root, str(index))
-            runner = PodRunner(self, pod, pod_address(index), directory)
+            runner = PodRunner(self, pod, self.options.block.pod(index), directory)
             log.info("starting pod %s/%s at %s", runner.namespace, runner.name, runner.ip)
             self.pods[uid] = runner
             await runner.start()

@@ -1,9 +1,9 @@
 """Services and HTTPRoutes in the sandbox: each answers on its own loopback address and
 forwards TCP connections to ready endpoints (kube-proxy's and a gateway's roles).
 
-Each Service gets an address in 127.20.0.0/16 and listens on its own ports; each HTTPRoute
-gets one in 127.30.0.0/16 on port 8080 (ports under 1024 need privileges, so a Service's
-port 80 answers on 8080 too) and splits
+Each Service gets an address of the sandbox's block (slots.py: 127.S.128.2, ...) and
+listens on its own ports; each HTTPRoute gets one from 127.S.192.2 on port 8080 (ports
+under 1024 need privileges, so a Service's port 80 answers on 8080 too) and splits
 connections between its backend Services by their weights. Balancing is per connection,
 as kube-proxy's is. The choices (endpoints, weights) are pure functions below.
 """
@@ -23,6 +23,7 @@ import aiohttp
 
 from driftline.sandbox.kube import Kube, KubeError, wake_on_changes
 from driftline.sandbox.podstatus import is_pod_ready
+from driftline.sandbox.slots import AddressBlock
 
 log = logging.getLogger("driftline.sandbox.routing")
 ROUTE_PORT = 80
@@ -109,11 +110,6 @@ def listen_port(port: int) -> int:
     return port if port >= 1024 else port + 8000
 
 
-def address(prefix: str, index: int) -> str:
-    number = index + 2
-    return f"{prefix}.{number // 256}.{number % 256}"
-
-
 class Forwarder:
     """One listening address:port; each connection goes where `pick` says."""
 
@@ -156,8 +152,9 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 class Router:
-    def __init__(self, kube: Kube, rng: random.Random | None = None) -> None:
+    def __init__(self, kube: Kube, block: AddressBlock, rng: random.Random | None = None) -> None:
         self.kube = kube
+        self.block = block  # where the Services' and HTTPRoutes' addresses come from
         self.rng = rng or random.Random()
         # (kind, namespace, name) -> "host:port" of each port it answers on
         self.addresses: dict[tuple[str, str, str], list[str]] = {}
@@ -199,6 +196,9 @@ class Router:
         chosen = choose_weighted(live, self.rng.random())
         return self._pick_service(namespace, chosen.service, chosen.port) if chosen else None
 
+    def _address(self, kind: str, index: int) -> str:
+        return self.block.service(index) if kind == "Service" else self.block.route(index)
+
     async def sync(self) -> None:
         services = await self.kube.list("v1", "services")
         pods = await self.kube.list("v1", "pods")
@@ -239,8 +239,7 @@ class Router:
         for key, listeners in wanted.items():
             if key in self._forwarders:
                 continue
-            prefix = "127.20" if key[0] == "Service" else "127.30"
-            host = address(prefix, self._next[key[0]])
+            host = self._address(key[0], self._next[key[0]])
             self._next[key[0]] += 1
             forwarders = [Forwarder(host, listen_port(n), pick) for n, pick in listeners]
             for forwarder in forwarders:

@@ -5,6 +5,8 @@ The local API and the operator are processes (`python -m driftline apiserver
 kubelet, the controllers, the router and the Prometheus target writer are tasks of this
 process, clients of the API over HTTP like their real counterparts. If the API or the
 operator dies, the sandbox stops everything and fails; nothing it started outlives it.
+Its loopback addresses come from the slot it claimed (slots.py); its pods' folders live
+in a folder of its own that a later sandbox removes if this one is killed (leftovers.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import os
 import shutil
 import socket
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Awaitable
@@ -33,8 +34,10 @@ from driftline.sandbox import processes
 from driftline.sandbox.controllers import Controllers
 from driftline.sandbox.kube import Kube, KubeError
 from driftline.sandbox.kubelet import Kubelet, KubeletOptions
+from driftline.sandbox.leftovers import POD_ROOT_PREFIX, OwnedFolder
 from driftline.sandbox.podstatus import is_pod_ready
 from driftline.sandbox.routing import Router
+from driftline.sandbox.slots import AddressBlock
 from driftline.sandbox.story import Scenario, View
 
 START_DEADLINE_S = 60.0
@@ -62,7 +65,8 @@ class Sandbox:
     workdir: Path
     scenario: Scenario
     view: View
-    pod_root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dls-")))
+    block: AddressBlock
+    pod_folder: OwnedFolder = field(default_factory=lambda: OwnedFolder.make(POD_ROOT_PREFIX))
     parts: list[Part] = field(default_factory=list)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     kube: Kube | None = None
@@ -71,6 +75,10 @@ class Sandbox:
     artifacts_url: str = ""
     prometheus_url: str = ""
     _artifact_runner: aiohttp.web.AppRunner | None = None
+
+    @property
+    def pod_root(self) -> Path:
+        return self.pod_folder.path
 
     @property
     def kubeconfig(self) -> Path:
@@ -94,6 +102,8 @@ class Sandbox:
                 for key, value in (self.router.addresses if self.router else {}).items()
             },
             "podRoot": str(self.pod_root),
+            "slot": self.block.slot,
+            "network": self.block.network,
         }
         temporary = self.state_path.with_suffix(".tmp")
         temporary.write_text(json.dumps(state, indent=2))
@@ -175,11 +185,12 @@ class Sandbox:
                 root=str(self.pod_root),
                 api_host=address.hostname or "127.0.0.1",
                 api_port=address.port or 80,
+                block=self.block,
                 max_probe_period_s=self.scenario.max_probe_period_s,
                 restart_backoff_base_s=self.scenario.restart_backoff_base_s,
             ),
         )
-        self.router = Router(self.kube)
+        self.router = Router(self.kube, self.block)
         self.router.on_change = self.write_state
         for name, coroutine in (
             ("kubelet", kubelet.run()),
@@ -275,7 +286,7 @@ class Sandbox:
             await self.kube.close()
         if self._artifact_runner is not None:
             await self._artifact_runner.cleanup()
-        shutil.rmtree(self.pod_root, ignore_errors=True)
+        self.pod_folder.remove()
         processes.kill_all()
 
 
