@@ -14,6 +14,7 @@ from driftline.sandbox import example
 from driftline.sandbox.example import Artifacts, Built
 from driftline.sandbox.story import (
     SCENARIOS,
+    analysis_problems,
     drift_policy,
     model_deployment,
     model_version,
@@ -106,3 +107,28 @@ def test_the_price_rise_moves_one_feature_and_the_new_market_all_of_them():
 def test_an_unknown_world_is_refused_by_name():
     with pytest.raises(ValueError, match="unknown world 'calm'; expected one of steady"):
         example.world("calm", 10, 0)
+
+
+def test_a_held_rollout_says_which_gate_had_no_data_and_why():
+    status = {
+        "analysis": [
+            {"name": "step-0", "version": "churn-v1", "verdict": "Passed", "gates": []},
+            {
+                "name": "step-0",
+                "version": "churn-v2",
+                "verdict": "Inconclusive",
+                "gates": [
+                    {
+                        "name": "success-rate",
+                        "lastNoData": {"at": "t1", "message": "2 requests, 5 needed"},
+                    },
+                    {"name": "drift", "lastError": {"at": "t2", "message": "no report yet"}},
+                ],
+            },
+        ]
+    }
+    told = analysis_problems(status)
+    assert told.startswith("analysis step-0 of churn-v2: Inconclusive")
+    assert "success-rate lastNoData at t1: 2 requests, 5 needed" in told
+    assert "drift lastError at t2: no report yet" in told
+    assert analysis_problems({}) == ""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -41,6 +42,9 @@ from driftline.sandbox.slots import AddressBlock
 from driftline.sandbox.story import Scenario, View
 
 START_DEADLINE_S = 60.0
+STOP_TASKS_S = 20.0  # the in-process parts, the kubelet's pods included
+STOP_STEP_S = 5.0  # the API client's and the artifact server's close
+log = logging.getLogger("driftline.sandbox.runtime")
 
 
 class SandboxFailed(RuntimeError):
@@ -122,7 +126,7 @@ class Sandbox:
     async def serve_artifacts(self, directory: Path) -> None:
         app = aiohttp.web.Application()
         app.router.add_static("/", directory)
-        self._artifact_runner = aiohttp.web.AppRunner(app, access_log=None)
+        self._artifact_runner = aiohttp.web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._artifact_runner.setup()
         port = free_port()
         await aiohttp.web.TCPSite(self._artifact_runner, "127.0.0.1", port).start()
@@ -275,17 +279,30 @@ class Sandbox:
         raise SandboxFailed(f"the {name} stopped: {detail}")
 
     async def stop(self) -> None:
+        """Everything down, each step bounded: a part that does not stop in time is named
+        in the log and the stop goes on (the processes are killed at the end)."""
         for task in self.tasks:
             task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self.tasks:
+            # the kubelet stops its pods here (each within its grace period, at most 10 s)
+            _, late = await asyncio.wait(self.tasks, timeout=STOP_TASKS_S)
+            if late:
+                log.warning("not stopped in %s s: %s", STOP_TASKS_S, [t.get_name() for t in late])
         for part in reversed(self.parts):
             await processes.stop(part.process, 10.0)
-        if self.kube is not None:
-            await self.kube.close()
-        if self._artifact_runner is not None:
-            await self._artifact_runner.cleanup()
+        for name, closing in (
+            ("API client", self.kube.close() if self.kube else None),
+            (
+                "artifact server",
+                self._artifact_runner.cleanup() if self._artifact_runner else None,
+            ),
+        ):
+            if closing is None:
+                continue
+            try:
+                await asyncio.wait_for(closing, STOP_STEP_S)
+            except TimeoutError:
+                log.warning("the %s did not close in %s s", name, STOP_STEP_S)
         self.pod_folder.remove()
         processes.kill_all()
 

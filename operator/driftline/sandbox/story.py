@@ -295,6 +295,25 @@ def drift_policy(scenario: Scenario, artifacts: Artifacts, base_url: str) -> dic
     }
 
 
+def analysis_problems(status: dict[str, Any]) -> str:
+    """The latest analysis run's verdict and its gates' last no-data and error messages:
+    why a rollout is held, for a phase that did not happen."""
+    runs = status.get("analysis") or []
+    if not runs:
+        return ""
+    run = runs[-1]
+    parts = [f"analysis {run.get('name')} of {run.get('version')}: {run.get('verdict')}"]
+    for gate in run.get("gates") or []:
+        for kind in ("lastNoData", "lastError", "lastFailed"):
+            measurement = gate.get(kind) or {}
+            if measurement:
+                parts.append(
+                    f"{gate.get('name')} {kind} at {measurement.get('at')}: "
+                    f"{measurement.get('message') or measurement.get('value')}"
+                )
+    return "; ".join(parts)[:1200] + "; "
+
+
 def measured_accuracy(report: dict[str, Any]) -> float | None:
     """A pod report's live metric from labels fed back (None under minLabels)."""
     performance = (report.get("evaluation") or {}).get("performance") or {}
@@ -351,6 +370,7 @@ class Story:
                 raise StoryFailed(
                     f"{what}: not seen within {self.scenario.phase_timeout_s:.0f} s "
                     f"(deployment status: {json.dumps(self.view.status)[:400]}; "
+                    f"{analysis_problems(self.view.status)}"
                     f"policy: {json.dumps(self.view.policy)[:300]})"
                 )
             await asyncio.sleep(0.2)  # polling interval of the API, not synchronisation
