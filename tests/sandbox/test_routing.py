@@ -17,6 +17,7 @@ from driftline.sandbox.routing import (
     service_endpoints,
 )
 from driftline.sandbox.runtime import scrape_targets
+from tests.support import free_port
 
 SERVICE = {
     "metadata": {"name": "churn", "namespace": "ml"},
@@ -116,7 +117,7 @@ async def test_a_forwarder_relays_bytes_or_closes_when_there_is_no_endpoint(targ
     upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
     upstream_port = upstream.sockets[0].getsockname()[1]
     forwarder = Forwarder(
-        "127.20.99.2", 0, lambda: ("127.0.0.1", upstream_port) if target_ready else None
+        "127.20.99.2", 0, lambda _refused: ("127.0.0.1", upstream_port) if target_ready else None
     )
     await forwarder.start()
     assert forwarder.server is not None
@@ -129,6 +130,35 @@ async def test_a_forwarder_relays_bytes_or_closes_when_there_is_no_endpoint(targ
     except ConnectionResetError:  # closed with our bytes unread: a reset, as a refusal
         answer = b""
     assert answer == (b"echo:hi" if target_ready else b"")
+    writer.close()
+    await forwarder.stop()
+    upstream.close()
+
+
+async def test_a_connection_an_endpoint_refuses_goes_to_another():
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"echo:" + await reader.read(100))
+        await writer.drain()
+        writer.close()
+
+    upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
+    live = ("127.0.0.1", upstream.sockets[0].getsockname()[1])
+    leaving = ("127.0.0.1", free_port())  # a pod that has stopped listening
+    asked: list[frozenset[tuple[str, int]]] = []
+
+    def pick(refused: frozenset[tuple[str, int]]) -> tuple[str, int] | None:
+        asked.append(refused)
+        return leaving if leaving not in refused else live
+
+    forwarder = Forwarder("127.20.99.3", 0, pick)
+    await forwarder.start()
+    assert forwarder.server is not None
+    port = forwarder.server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.20.99.3", port)
+    writer.write(b"hi")
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(100), 10) == b"echo:hi"
+    assert asked == [frozenset(), frozenset({leaving})]
     writer.close()
     await forwarder.stop()
     upstream.close()

@@ -110,10 +110,17 @@ def listen_port(port: int) -> int:
     return port if port >= 1024 else port + 8000
 
 
-class Forwarder:
-    """One listening address:port; each connection goes where `pick` says."""
+# A pick: an endpoint that is not one of those given (they refused the connection).
+Pick = Callable[[frozenset[Endpoint]], Endpoint | None]
+CONNECT_ATTEMPTS = 3
 
-    def __init__(self, host: str, port: int, pick: Callable[[], Endpoint | None]) -> None:
+
+class Forwarder:
+    """One listening address:port; each connection goes where `pick` says. A connection
+    an endpoint refuses is tried on another (a gateway's retry on connect failure): a pod
+    being deleted stops listening a moment before the router sees the deletion."""
+
+    def __init__(self, host: str, port: int, pick: Pick) -> None:
         self.host, self.port, self.pick = host, port, pick
         self.server: asyncio.Server | None = None
 
@@ -127,18 +134,23 @@ class Forwarder:
                 await asyncio.wait_for(self.server.wait_closed(), 2)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        endpoint = self.pick()
-        if endpoint is None:
-            writer.close()
+        refused: frozenset[Endpoint] = frozenset()
+        for _ in range(CONNECT_ATTEMPTS):
+            endpoint = self.pick(refused)
+            if endpoint is None:
+                break
+            try:
+                upstream_reader, upstream_writer = await asyncio.open_connection(*endpoint)
+            except OSError:
+                refused |= {endpoint}
+                continue
+            await asyncio.gather(
+                _pipe(reader, upstream_writer),
+                _pipe(upstream_reader, writer),
+                return_exceptions=True,
+            )
             return
-        try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*endpoint)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(
-            _pipe(reader, upstream_writer), _pipe(upstream_reader, writer), return_exceptions=True
-        )
+        writer.close()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -183,18 +195,31 @@ class Router:
                 for forwarder in forwarders:
                     await forwarder.stop()
 
-    def _pick_service(self, namespace: str, name: str, port: int) -> Endpoint | None:
-        endpoints = self._endpoints.get((namespace, name, port)) or []
+    def _live_endpoints(
+        self, namespace: str, name: str, port: int, refused: frozenset[Endpoint]
+    ) -> list[Endpoint]:
+        return [e for e in self._endpoints.get((namespace, name, port)) or [] if e not in refused]
+
+    def _pick_service(
+        self, namespace: str, name: str, port: int, refused: frozenset[Endpoint] = frozenset()
+    ) -> Endpoint | None:
+        endpoints = self._live_endpoints(namespace, name, port, refused)
         return self.rng.choice(endpoints) if endpoints else None
 
-    def _pick_route(self, namespace: str, name: str) -> Endpoint | None:
+    def _pick_route(
+        self, namespace: str, name: str, refused: frozenset[Endpoint] = frozenset()
+    ) -> Endpoint | None:
         backends = self._routes.get((namespace, name)) or []
         # only backends with a ready endpoint take traffic, as a gateway's health checks do
         live = [
-            (b, b.weight) for b in backends if self._endpoints.get((namespace, b.service, b.port))
+            (b, b.weight)
+            for b in backends
+            if self._live_endpoints(namespace, b.service, b.port, refused)
         ]
         chosen = choose_weighted(live, self.rng.random())
-        return self._pick_service(namespace, chosen.service, chosen.port) if chosen else None
+        if chosen is None:
+            return None
+        return self._pick_service(namespace, chosen.service, chosen.port, refused)
 
     def _address(self, kind: str, index: int) -> str:
         return self.block.service(index) if kind == "Service" else self.block.route(index)
@@ -217,7 +242,7 @@ class Router:
         self._routes = {
             (r["metadata"]["namespace"], r["metadata"]["name"]): route_backends(r) for r in routes
         }
-        wanted: dict[tuple[str, str, str], list[tuple[int, Callable[[], Endpoint | None]]]] = {}
+        wanted: dict[tuple[str, str, str], list[tuple[int, Pick]]] = {}
         for service in services:
             meta = service["metadata"]
             ns, name = meta["namespace"], meta["name"]
