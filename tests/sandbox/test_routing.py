@@ -11,6 +11,7 @@ import pytest
 from driftline.sandbox.routing import (
     Backend,
     Forwarder,
+    Pick,
     choose_weighted,
     listen_port,
     route_backends,
@@ -107,40 +108,41 @@ def test_scrape_targets_are_ready_pods_that_ask_for_it():
     assert group["labels"]["pod"] == "pod-127.10.0.2"
 
 
-@pytest.mark.parametrize("target_ready", [True, False])
-async def test_a_forwarder_relays_bytes_or_closes_when_there_is_no_endpoint(target_ready):
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"echo:" + await reader.read(100))
-        await writer.drain()
-        writer.close()
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"echo:" + await reader.read(100))
+    await writer.drain()
+    writer.close()
 
-    upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
-    upstream_port = upstream.sockets[0].getsockname()[1]
-    forwarder = Forwarder(
-        "127.20.99.2", 0, lambda _refused: ("127.0.0.1", upstream_port) if target_ready else None
-    )
+
+async def through(pick: Pick, host: str) -> bytes:
+    """Send b"hi" through a Forwarder on `host` that picks with `pick`; what comes back
+    (nothing when it closed the connection)."""
+    forwarder = Forwarder(host, 0, pick)
     await forwarder.start()
     assert forwarder.server is not None
     port = forwarder.server.sockets[0].getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.20.99.2", port)
+    reader, writer = await asyncio.open_connection(host, port)
     writer.write(b"hi")
     await writer.drain()
     try:
         answer = await asyncio.wait_for(reader.read(100), 10)
     except ConnectionResetError:  # closed with our bytes unread: a reset, as a refusal
         answer = b""
-    assert answer == (b"echo:hi" if target_ready else b"")
     writer.close()
     await forwarder.stop()
+    return answer
+
+
+@pytest.mark.parametrize("target_ready", [True, False])
+async def test_a_forwarder_relays_bytes_or_closes_when_there_is_no_endpoint(target_ready):
+    upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
+    live = ("127.0.0.1", upstream.sockets[0].getsockname()[1])
+    answer = await through(lambda _refused: live if target_ready else None, "127.20.99.2")
+    assert answer == (b"echo:hi" if target_ready else b"")
     upstream.close()
 
 
 async def test_a_connection_an_endpoint_refuses_goes_to_another():
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"echo:" + await reader.read(100))
-        await writer.drain()
-        writer.close()
-
     upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
     live = ("127.0.0.1", upstream.sockets[0].getsockname()[1])
     leaving = ("127.0.0.1", free_port())  # a pod that has stopped listening
@@ -150,15 +152,6 @@ async def test_a_connection_an_endpoint_refuses_goes_to_another():
         asked.append(refused)
         return leaving if leaving not in refused else live
 
-    forwarder = Forwarder("127.20.99.3", 0, pick)
-    await forwarder.start()
-    assert forwarder.server is not None
-    port = forwarder.server.sockets[0].getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.20.99.3", port)
-    writer.write(b"hi")
-    await writer.drain()
-    assert await asyncio.wait_for(reader.read(100), 10) == b"echo:hi"
+    assert await through(pick, "127.20.99.3") == b"echo:hi"
     assert asked == [frozenset(), frozenset({leaving})]
-    writer.close()
-    await forwarder.stop()
     upstream.close()
