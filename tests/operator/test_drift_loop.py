@@ -140,9 +140,15 @@ def test_drift_retrains_exactly_once_through_restarts_into_a_verified_version(
         ok, verification = retrained.verification_message(tmp_path)
         cluster.set_job_outcome(f"{RETRAINED}-verify", succeed=ok, message=verification)
         serving_and_drifting(cluster, tmp_path, model_file, follow=True)
+        # recorded in status, then announced: the Event follows the status write, so a
+        # kill between the two would lose it (Events are best effort), and the count of
+        # RetrainingTriggered below is about duplicates after the restarts
         wait_for(
-            lambda: [r["phase"] for r in runs(cluster)] == ["Pending"],
-            what="the trigger recorded",
+            lambda: (
+                [r["phase"] for r in runs(cluster)] == ["Pending"]
+                and "RetrainingTriggered" in [e.reason for e in cluster.events_for("churn-drift")]
+            ),
+            what="the trigger recorded and its Event",
         )
         drifted = next(
             c
