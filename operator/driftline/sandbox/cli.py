@@ -20,6 +20,7 @@ from driftline.sandbox import display, example, leftovers, processes
 from driftline.sandbox.example import ExampleError, make_artifacts
 from driftline.sandbox.leftovers import WORKDIR_PREFIX, OwnedFolder
 from driftline.sandbox.podstatus import is_pod_ready
+from driftline.sandbox.routing import target_port
 from driftline.sandbox.runtime import Sandbox, SandboxFailed, first_of
 from driftline.sandbox.slots import NoFreeSlot, claim_slot
 from driftline.sandbox.story import (
@@ -116,13 +117,9 @@ async def report_url(sandbox: Sandbox) -> str:
     """The drift sidecar's report page of a ready serving pod."""
     assert sandbox.kube is not None
     for pod in await sandbox.kube.list("v1", "pods", NAMESPACE):
-        ports = {
-            p.get("name"): p.get("containerPort")
-            for c in pod["spec"].get("containers") or []
-            for p in c.get("ports") or []
-        }
-        if is_pod_ready(pod) and "evaluator" in ports:
-            return f"http://{pod['status']['podIP']}:{ports['evaluator']}/report"
+        port = target_port(pod, "evaluator")
+        if is_pod_ready(pod) and port is not None:
+            return f"http://{pod['status']['podIP']}:{port}/report"
     return "(no ready pod with a drift sidecar)"
 
 
